@@ -1,0 +1,5 @@
+pub mod admin;
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod views;
