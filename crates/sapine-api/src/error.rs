@@ -1,7 +1,7 @@
 //! The one place where failures become HTTP answers: RFC 9457 problem+json with a stable
 //! `code` and the request's id.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sapine_core::{Error, FieldError, StoreError};
 use serde::Serialize;
@@ -41,7 +41,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
-    pub headers: HeaderMap,
+    /// Extra headers for the answer (Retry-After, RateLimit-*, WWW-Authenticate).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -51,7 +52,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -71,7 +72,7 @@ impl ApiError {
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.headers.push((name, value));
         self
     }
 
@@ -83,7 +84,9 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed here"),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
             StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "the Content-Type is not supported"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "the Content-Type is not supported")
+            }
             StatusCode::UNAUTHORIZED => ("unauthenticated", "authentication is required"),
             s if s.is_client_error() => ("bad_request", "the request is not valid"),
             _ => ("internal", "an internal error occurred"),
@@ -102,7 +105,9 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
             Error::Validation(errors) => ApiError::validation(errors),
-            Error::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, "invalid_credentials", e.to_string()),
+            Error::InvalidCredentials => {
+                Self::new(StatusCode::UNAUTHORIZED, "invalid_credentials", e.to_string())
+            }
             Error::EmailNotVerified => Self::new(StatusCode::FORBIDDEN, "email_not_verified", e.to_string()),
             Error::Banned { until } => {
                 let detail = match until {
@@ -120,7 +125,11 @@ impl From<Error> for ApiError {
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
             Error::Store(StoreError::Unavailable(cause)) => {
                 tracing::error!(%cause, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable",
+                )
             }
             Error::Store(cause) => {
                 tracing::error!(%cause, "store error");
@@ -153,10 +162,12 @@ impl IntoResponse for ApiError {
                 .collect(),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (self.status, self.headers, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         response
     }
 }

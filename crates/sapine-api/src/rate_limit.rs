@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -69,10 +69,21 @@ struct Budget {
 }
 
 impl Budget {
-    fn write(&self, headers: &mut HeaderMap) {
-        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(ceil_secs(self.reset)));
+    fn headers(&self) -> [(HeaderName, HeaderValue); 3] {
+        [
+            (
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderValue::from(self.limit),
+            ),
+            (
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderValue::from(self.remaining),
+            ),
+            (
+                HeaderName::from_static("ratelimit-reset"),
+                HeaderValue::from(ceil_secs(self.reset)),
+            ),
+        ]
     }
 }
 
@@ -123,14 +134,21 @@ impl AuthLimits {
                     "rate_limited",
                     format!("too many attempts; try again in {} s", ceil_secs(wait).max(1)),
                 );
-                budget.write(&mut error.headers);
-                error.headers.insert(header::RETRY_AFTER, HeaderValue::from(ceil_secs(wait).max(1)));
+                error.headers.extend(budget.headers());
+                error
+                    .headers
+                    .push((header::RETRY_AFTER, HeaderValue::from(ceil_secs(wait).max(1))));
                 Err(error)
             }
         }
     }
 
-    fn check(&self, action: AuthAction, ip: Option<IpAddr>, account: Option<&str>) -> Result<Budget, ApiError> {
+    fn check(
+        &self,
+        action: AuthAction,
+        ip: Option<IpAddr>,
+        account: Option<&str>,
+    ) -> Result<Budget, ApiError> {
         let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let mut budget = self.check_one(&self.per_ip, format!("{action}:{ip}"))?;
         if let Some(account) = account {
@@ -166,7 +184,11 @@ pub async fn limit_auth(
     request: Request,
     next: Next,
 ) -> Response {
-    let ip = client_ip(request.headers(), request.extensions(), state.http.trust_proxy_headers);
+    let ip = client_ip(
+        request.headers(),
+        request.extensions(),
+        state.http.trust_proxy_headers,
+    );
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, state.http.max_body_bytes).await else {
         return ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
@@ -178,7 +200,7 @@ pub async fn limit_auth(
         }
         Ok(budget) => {
             let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            budget.write(response.headers_mut());
+            response.headers_mut().extend(budget.headers());
             response
         }
     }
@@ -195,21 +217,39 @@ mod tests {
             per_account_per_minute: NonZeroU32::new(2).unwrap(),
         });
         let ip = Some("10.0.0.1".parse().unwrap());
-        assert_eq!(limits.check(AuthAction::Login, ip, Some("a")).unwrap().remaining, 1);
-        assert_eq!(limits.check(AuthAction::Login, ip, Some("a")).unwrap().remaining, 0);
+        assert_eq!(
+            limits.check(AuthAction::Login, ip, Some("a")).unwrap().remaining,
+            1
+        );
+        assert_eq!(
+            limits.check(AuthAction::Login, ip, Some("a")).unwrap().remaining,
+            0
+        );
         let refused = limits.check(AuthAction::Login, ip, Some("a")).unwrap_err();
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(refused.headers.contains_key(header::RETRY_AFTER));
+        assert!(
+            refused
+                .headers
+                .iter()
+                .any(|(name, _)| name == header::RETRY_AFTER)
+        );
         // The IP's own budget (3) is now spent too, whatever the account.
         assert!(limits.check(AuthAction::Login, ip, Some("b")).is_err());
         // Other actions and other addresses have their own budgets.
         assert!(limits.check(AuthAction::Register, ip, Some("a")).is_ok());
-        assert!(limits.check(AuthAction::Login, Some("10.0.0.2".parse().unwrap()), Some("c")).is_ok());
+        assert!(
+            limits
+                .check(AuthAction::Login, Some("10.0.0.2".parse().unwrap()), Some("c"))
+                .is_ok()
+        );
     }
 
     #[test]
     fn reads_the_account_from_the_body() {
-        assert_eq!(account_key(br#"{"email":" Ada@X.org ","password":"p"}"#).as_deref(), Some("ada@x.org"));
+        assert_eq!(
+            account_key(br#"{"email":" Ada@X.org ","password":"p"}"#).as_deref(),
+            Some("ada@x.org")
+        );
         assert_eq!(account_key(br#"{"token":"abc"}"#).as_deref(), Some("abc"));
         assert_eq!(account_key(b"not json"), None);
     }

@@ -40,7 +40,10 @@ impl PageRequest {
         };
         let after = match cursor {
             None | Some("") => None,
-            Some(c) => Some(decode_cursor(c).ok_or_else(|| FieldError::new("cursor", "is not a cursor this API issued"))?),
+            Some(c) => Some(
+                decode_cursor(c)
+                    .ok_or_else(|| FieldError::new("cursor", "is not a cursor this API issued"))?,
+            ),
         };
         Ok(Self { limit, after })
     }

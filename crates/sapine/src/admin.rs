@@ -35,10 +35,15 @@ pub async fn create_user(
             .context("cannot read the password from standard input")?;
         (raw.trim_end_matches(['\r', '\n']).to_owned(), false)
     } else {
-        let raw: String = rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+        let raw: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect();
         (raw, true)
     };
-    let password = NewPassword::parse("password", &raw, &[email.as_str()]).map_err(|e| anyhow!("the password {}", e.message))?;
+    let password = NewPassword::parse("password", &raw, &[email.as_str()])
+        .map_err(|e| anyhow!("the password {}", e.message))?;
     let services = Services::open(config, Arc::new(SystemClock)).await?;
     let role = if admin { Role::Admin } else { Role::User };
     let user = services
@@ -54,7 +59,12 @@ pub async fn create_user(
         )
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    println!("created {} account {} (id {})", role.as_str(), user.email, user.id);
+    println!(
+        "created {} account {} (id {})",
+        role.as_str(),
+        user.email,
+        user.id
+    );
     if generated {
         println!("password: {raw}");
     }

@@ -50,7 +50,11 @@ impl Setting for String {
 
 impl Setting for PathBuf {
     fn parse(raw: &str) -> Result<Self, String> {
-        if raw.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(raw)) }
+        if raw.trim().is_empty() {
+            Err("must not be empty".into())
+        } else {
+            Ok(PathBuf::from(raw))
+        }
     }
     fn render(&self) -> String {
         self.display().to_string()
@@ -70,7 +74,12 @@ impl Setting for Option<String> {
 /// A comma-separated list (a TOML array in the file).
 impl Setting for Vec<String> {
     fn parse(raw: &str) -> Result<Self, String> {
-        Ok(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        Ok(raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
     fn render(&self) -> String {
         self.join(",")
@@ -108,7 +117,9 @@ impl Setting for RuntimeKind {
     fn parse(raw: &str) -> Result<Self, String> {
         match raw.trim() {
             "process" => Ok(RuntimeKind::Process),
-            "docker" | "swarm" => Err(format!("the {raw} runtime is planned but not available yet; use process")),
+            "docker" | "swarm" => Err(format!(
+                "the {raw} runtime is planned but not available yet; use process"
+            )),
             other => Err(format!("{other:?} is not one of: process")),
         }
     }
@@ -243,10 +254,12 @@ impl Config {
                 if NOT_SETTINGS.contains(&name.as_str()) || name.starts_with(TEST_PREFIX) {
                     continue;
                 }
-                config.set(&key.to_ascii_lowercase(), &value).map_err(|e| match e {
-                    ConfigError::UnknownKey(_) => ConfigError::UnknownKey(name.clone()),
-                    other => other,
-                })?;
+                config
+                    .set(&key.to_ascii_lowercase(), &value)
+                    .map_err(|e| match e {
+                        ConfigError::UnknownKey(_) => ConfigError::UnknownKey(name.clone()),
+                        other => other,
+                    })?;
             }
         }
         for (key, value) in flags {
@@ -269,7 +282,9 @@ impl Config {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
         for (key, value) in table {
             let raw = match value {
                 toml::Value::String(s) => s,
@@ -299,18 +314,22 @@ impl Config {
             key: key.into(),
             reason,
         };
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(invalid("database_url", "must start with sqlite:, postgres:// or postgresql://".into()));
-            }
+        let has_scheme = |url: &str, schemes: &[&str]| schemes.iter().any(|s| url.starts_with(s));
+        if let Some(url) = &self.database_url
+            && !has_scheme(url, &["sqlite:", "postgres://", "postgresql://"])
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://".into(),
+            ));
         }
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str()).map_err(|e| invalid("redis_url", e.to_string()))?;
         }
-        if let Some(url) = &self.smtp_url {
-            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                return Err(invalid("smtp_url", "must start with smtp:// or smtps://".into()));
-            }
+        if let Some(url) = &self.smtp_url
+            && !has_scheme(url, &["smtp://", "smtps://"])
+        {
+            return Err(invalid("smtp_url", "must start with smtp:// or smtps://".into()));
         }
         self.mail_from
             .parse::<lettre::message::Mailbox>()
@@ -318,17 +337,21 @@ impl Config {
         if let Some(key) = &self.secret_key {
             SecretKey::parse(key).map_err(|e| invalid("secret_key", e))?;
         }
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
-                return Err(invalid("public_url", "must be an http:// or https:// URL".into()));
-            }
+        if let Some(url) = &self.public_url
+            && (!has_scheme(url, &["http://", "https://"]) || url.contains(char::is_whitespace))
+        {
+            return Err(invalid("public_url", "must be an http:// or https:// URL".into()));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| invalid("log_level", e.to_string()))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| invalid("log_level", e.to_string()))?;
         for origin in &self.cors_origins {
-            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+            let ok = has_scheme(origin, &["http://", "https://"])
                 && axum::http::HeaderValue::from_str(origin).is_ok();
             if !ok {
-                return Err(invalid("cors_origins", format!("{origin:?} is not an http(s) origin")));
+                return Err(invalid(
+                    "cors_origins",
+                    format!("{origin:?} is not an http(s) origin"),
+                ));
             }
         }
         for (key, value) in [
@@ -336,14 +359,20 @@ impl Config {
             ("request_timeout_ms", self.request_timeout_ms),
             ("access_token_ttl_secs", self.access_token_ttl_secs),
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
-            ("database_max_connections", u64::from(self.database_max_connections)),
+            (
+                "database_max_connections",
+                u64::from(self.database_max_connections),
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));
             }
         }
         if self.access_token_ttl_secs > self.refresh_token_ttl_secs {
-            return Err(invalid("access_token_ttl_secs", "must not exceed refresh_token_ttl_secs".into()));
+            return Err(invalid(
+                "access_token_ttl_secs",
+                "must not exceed refresh_token_ttl_secs".into(),
+            ));
         }
         sapine_core::accounts::HashCost {
             memory_kib: self.password_hash_memory_kib,
@@ -356,7 +385,10 @@ impl Config {
             return Err(invalid("plans", "must name at least one plan".into()));
         }
         if !plans.iter().any(|p| p.as_str() == self.default_plan) {
-            return Err(invalid("default_plan", format!("{:?} is not one of `plans`", self.default_plan)));
+            return Err(invalid(
+                "default_plan",
+                format!("{:?} is not one of `plans`", self.default_plan),
+            ));
         }
         Ok(())
     }
@@ -364,10 +396,12 @@ impl Config {
     pub fn plan_names(&self) -> Result<Vec<PlanName>, ConfigError> {
         self.plans
             .iter()
-            .map(|p| PlanName::parse(p).map_err(|e| ConfigError::Invalid {
-                key: "plans".into(),
-                reason: format!("{p:?} {}", e.message),
-            }))
+            .map(|p| {
+                PlanName::parse(p).map_err(|e| ConfigError::Invalid {
+                    key: "plans".into(),
+                    reason: format!("{p:?} {}", e.message),
+                })
+            })
             .collect()
     }
 
@@ -415,5 +449,56 @@ fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], flags: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let flags: Vec<(String, String)> = flags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, env, &flags)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let config = load(&[], &[]).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url(), "sqlite://./sapine-data/sapine.db");
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert!(SETTINGS.iter().all(|s| !s.doc.is_empty()));
+        assert_eq!(SETTINGS.len(), config.describe().len());
+    }
+
+    #[test]
+    fn flags_override_environment_which_ignores_test_variables() {
+        let config = load(
+            &[
+                ("SAPINE_BIND", "0.0.0.0:9000"),
+                ("SAPINE_TEST_POSTGRES_URL", "x"),
+                ("SAPINE_CONFIG", "f"),
+                ("PATH", "/bin"),
+            ],
+            &[("bind", "127.0.0.1:9001")],
+        )
+        .unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:9001");
+        assert!(
+            matches!(load(&[("SAPINE_BINDD", "x")], &[]), Err(ConfigError::UnknownKey(k)) if k == "SAPINE_BINDD")
+        );
+        assert!(
+            matches!(load(&[], &[("default_plan", "gold")]), Err(ConfigError::Invalid { key, .. }) if key == "default_plan")
+        );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
     }
 }

@@ -40,7 +40,11 @@ impl OutboxMailer {
 impl Mailer for OutboxMailer {
     async fn send(&self, mail: Mail) -> Result<(), MailError> {
         let message = build(&self.from, &mail)?;
-        let name = format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"), Uuid::now_v7());
+        let name = format!(
+            "{}-{}.eml",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+            Uuid::now_v7()
+        );
         let path = self.dir.join(&name);
         // Written aside and renamed, so a reader never sees half a mail.
         let partial = self.dir.join(format!(".{name}.partial"));

@@ -51,6 +51,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 fn print_settings(config: &Config) {
     for ((name, value), doc) in config.describe().into_iter().zip(SETTINGS) {
-        println!("{name} = {value:?}\n    {}\n    env SAPINE_{}, default {:?}\n", doc.doc, name.to_uppercase(), doc.default);
+        println!(
+            "{name} = {value:?}\n    {}\n    env SAPINE_{}, default {:?}\n",
+            doc.doc,
+            name.to_uppercase(),
+            doc.default
+        );
     }
 }

@@ -19,7 +19,10 @@ pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> anyhow::Re
         Ok(text) => {
             let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                bail!("{} is readable by other users (mode {mode:o}); run chmod 600 on it", path.display());
+                bail!(
+                    "{} is readable by other users (mode {mode:o}); run chmod 600 on it",
+                    path.display()
+                );
             }
             SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
         }

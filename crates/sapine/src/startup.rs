@@ -46,7 +46,10 @@ impl Services {
         let from = config.mail_from.parse().context("mail_from")?;
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
             Some(url) => Arc::new(SmtpMailer::new(url, from)?),
-            None => Arc::new(OutboxMailer::new(config.data_dir.join("mail").join("outbox"), from)?),
+            None => Arc::new(OutboxMailer::new(
+                config.data_dir.join("mail").join("outbox"),
+                from,
+            )?),
         };
         let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
         let cost = HashCost {
@@ -60,7 +63,8 @@ impl Services {
             access_token_ttl: TimeDelta::seconds(i64::try_from(config.access_token_ttl_secs)?),
             refresh_token_ttl: TimeDelta::seconds(i64::try_from(config.refresh_token_ttl_secs)?),
             plans: config.plan_names()?,
-            default_plan: PlanName::parse(&config.default_plan).map_err(|e| anyhow::anyhow!("default_plan {}", e.message))?,
+            default_plan: PlanName::parse(&config.default_plan)
+                .map_err(|e| anyhow::anyhow!("default_plan {}", e.message))?,
         };
         let accounts = Accounts::new(database.clone(), mailer, clock, hasher, &secret, settings);
         Ok(Self {
@@ -87,7 +91,9 @@ fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), &buckets)
                 .expect("bucket list is not empty")
@@ -171,7 +177,9 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn services(&self) -> &Services {
@@ -193,9 +201,12 @@ impl App {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let server = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(graceful)
-            .into_future();
+        let server = axum::serve(
+            listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future();
         let timeout = self.shutdown_timeout;
         let deadline = async move {
             let _ = stopped.wait_for(|s| *s).await;

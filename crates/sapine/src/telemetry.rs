@@ -10,7 +10,11 @@ pub fn init(format: LogFormat, level: &str) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match format {
         LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
     // A second initialisation (several apps in one test process) keeps the first subscriber.
     let _ = result;

@@ -23,7 +23,11 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trust_proxy: bool
             .ok()
     };
     let peer = || extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if trust_proxy { forwarded().or_else(peer) } else { peer() }
+    if trust_proxy {
+        forwarded().or_else(peer)
+    } else {
+        peer()
+    }
 }
 
 /// Where a request came from, for the sessions list.
@@ -34,7 +38,13 @@ impl FromRequestParts<AppState> for ClientMeta {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ip = client_ip(&parts.headers, &parts.extensions, state.http.trust_proxy_headers);
-        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-        Ok(ClientMeta(ClientInfo::new(ip.map(|ip| ip.to_string()), user_agent)))
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        Ok(ClientMeta(ClientInfo::new(
+            ip.map(|ip| ip.to_string()),
+            user_agent,
+        )))
     }
 }

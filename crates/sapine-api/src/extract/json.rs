@@ -3,7 +3,6 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use sapine_core::FieldError;
 use serde::de::DeserializeOwned;
-use serde_json::error::Category;
 
 use crate::error::ApiError;
 
@@ -23,7 +22,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// serde reports a missing field at the parent's path; point at the field itself.
+/// serde reports a missing field at its parent's path; point at the field itself.
 fn field_of(path: &str, message: &str) -> String {
     let missing = message
         .strip_prefix("missing field `")
@@ -36,25 +35,22 @@ fn field_of(path: &str, message: &str) -> String {
     }
 }
 
+/// Two passes, because serde_json reports some shape errors (a number where an enum belongs)
+/// as syntax errors: first whether the bytes are JSON at all (400), then whether that JSON has
+/// the expected shape (422, naming the field).
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            Category::Data => {
-                let message = inner.to_string();
-                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-                ApiError::validation(vec![FieldError::new(field_of(&path, &message), message)])
-            }
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"))
-            }
-        }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
     })?;
-    de.end()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        ApiError::validation(vec![FieldError::new(field_of(&path, &message), message)])
+    })
 }
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -99,11 +95,28 @@ mod tests {
     #[test]
     fn classifies_bad_json() {
         assert_eq!(parse::<Body>(b"{").unwrap_err().status, StatusCode::BAD_REQUEST);
-        assert_eq!(parse::<Body>(b"{\"email\":\"a\"} x").unwrap_err().code, "malformed_json");
-        assert_eq!(parse::<Body>(b"\xff\xfe").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            parse::<Body>(b"{\"email\":\"a\"} x").unwrap_err().code,
+            "malformed_json"
+        );
+        assert_eq!(
+            parse::<Body>(b"\xff\xfe").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
         let missing = parse::<Body>(b"{}").unwrap_err();
-        assert_eq!((missing.status, missing.errors[0].field.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "email"));
+        assert_eq!(
+            (missing.status, missing.errors[0].field.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "email")
+        );
         let wrong = parse::<Body>(b"{\"email\":\"a\",\"n\":\"x\"}").unwrap_err();
         assert_eq!(wrong.errors[0].field, "n");
+        let number_for_string = parse::<Body>(b"{\"email\":5}").unwrap_err();
+        assert_eq!(
+            (
+                number_for_string.status,
+                number_for_string.errors[0].field.as_str()
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, "email")
+        );
     }
 }

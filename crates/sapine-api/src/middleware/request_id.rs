@@ -25,7 +25,9 @@ pub fn current_request_id() -> String {
 
 fn is_sane(id: &str) -> bool {
     (1..=MAX_CLIENT_ID).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 pub async fn request_id(request: Request, next: Next) -> Response {

@@ -106,7 +106,9 @@ impl TryFrom<UserChangesBody> for UserChanges {
                 plan,
                 display_name,
             }),
-            (p, n) => Err(ApiError::validation([p.err(), n.err()].into_iter().flatten().collect())),
+            (p, n) => Err(ApiError::validation(
+                [p.err(), n.err()].into_iter().flatten().collect(),
+            )),
         }
     }
 }
@@ -125,7 +127,10 @@ async fn change_user(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UserChangesBody>,
 ) -> ApiResult<Json<UserView>> {
-    let user = state.accounts.change_user(&caller, UserId(id), body.try_into()?).await?;
+    let user = state
+        .accounts
+        .change_user(&caller, UserId(id), body.try_into()?)
+        .await?;
     Ok(Json(UserView::new(&user, Utc::now())))
 }
 
@@ -156,7 +161,10 @@ async fn ban_user(
     if reason.is_empty() || reason.chars().count() > Ban::MAX_REASON_CHARS {
         return Err(FieldError::new("reason", "must be 1–500 characters").into());
     }
-    let user = state.accounts.ban(&caller, UserId(id), reason.to_owned(), body.until).await?;
+    let user = state
+        .accounts
+        .ban(&caller, UserId(id), reason.to_owned(), body.until)
+        .await?;
     Ok(Json(UserView::new(&user, Utc::now())))
 }
 

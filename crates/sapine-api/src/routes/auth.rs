@@ -22,13 +22,34 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         routes.layer(from_fn_with_state((state.clone(), action), limit_auth))
     };
     OpenApiRouter::new()
-        .merge(limited(OpenApiRouter::new().routes(routes!(register)), AuthAction::Register))
-        .merge(limited(OpenApiRouter::new().routes(routes!(verify_email)), AuthAction::VerifyEmail))
-        .merge(limited(OpenApiRouter::new().routes(routes!(resend_verification)), AuthAction::ResendVerification))
-        .merge(limited(OpenApiRouter::new().routes(routes!(login)), AuthAction::Login))
-        .merge(limited(OpenApiRouter::new().routes(routes!(refresh)), AuthAction::Refresh))
-        .merge(limited(OpenApiRouter::new().routes(routes!(forgot_password)), AuthAction::ForgotPassword))
-        .merge(limited(OpenApiRouter::new().routes(routes!(reset_password)), AuthAction::ResetPassword))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(register)),
+            AuthAction::Register,
+        ))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(verify_email)),
+            AuthAction::VerifyEmail,
+        ))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(resend_verification)),
+            AuthAction::ResendVerification,
+        ))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(login)),
+            AuthAction::Login,
+        ))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(refresh)),
+            AuthAction::Refresh,
+        ))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(forgot_password)),
+            AuthAction::ForgotPassword,
+        ))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(reset_password)),
+            AuthAction::ResetPassword,
+        ))
         .routes(routes!(logout))
 }
 
@@ -44,7 +65,10 @@ impl TryFrom<RegisterBody> for NewAccount {
     type Error = ApiError;
 
     fn try_from(body: RegisterBody) -> ApiResult<Self> {
-        let inputs = [body.email.as_str(), body.display_name.as_deref().unwrap_or_default()];
+        let inputs = [
+            body.email.as_str(),
+            body.display_name.as_deref().unwrap_or_default(),
+        ];
         match (
             Email::parse(&body.email),
             NewPassword::parse("password", &body.password, &inputs),
@@ -69,7 +93,10 @@ impl TryFrom<RegisterBody> for NewAccount {
     (status = 422, body = Problem),
     (status = 429, body = Problem),
 ))]
-async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<RegisterBody>) -> ApiResult<(StatusCode, Json<UserView>)> {
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     let user = state.accounts.register(body.try_into()?).await?;
     Ok((StatusCode::CREATED, Json(UserView::new(&user, Utc::now()))))
 }
@@ -86,7 +113,10 @@ pub struct TokenBody {
     (status = 400, description = "invalid, used or expired token", body = Problem),
     (status = 429, body = Problem),
 ))]
-async fn verify_email(State(state): State<AppState>, ApiJson(body): ApiJson<TokenBody>) -> ApiResult<StatusCode> {
+async fn verify_email(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TokenBody>,
+) -> ApiResult<StatusCode> {
     state.accounts.verify_email(&body.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -102,8 +132,14 @@ pub struct EmailBody {
     (status = 422, body = Problem),
     (status = 429, body = Problem),
 ))]
-async fn resend_verification(State(state): State<AppState>, ApiJson(body): ApiJson<EmailBody>) -> ApiResult<StatusCode> {
-    state.accounts.resend_verification(&Email::parse(&body.email)?).await?;
+async fn resend_verification(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> ApiResult<StatusCode> {
+    state
+        .accounts
+        .resend_verification(&Email::parse(&body.email)?)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -158,7 +194,10 @@ async fn login(
     // have nothing to be checked against.
     let _ = (&body.totp_code, &body.backup_code);
     let password = Password::parse("password", &body.password)?;
-    let pair = state.accounts.login(&Email::parse(&body.email)?, &password, client).await?;
+    let pair = state
+        .accounts
+        .login(&Email::parse(&body.email)?, &password, client)
+        .await?;
     Ok(Json(pair.into()))
 }
 
@@ -174,7 +213,10 @@ pub struct RefreshBody {
     (status = 403, description = "`banned`", body = Problem),
     (status = 429, body = Problem),
 ))]
-async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> ApiResult<Json<TokenResponse>> {
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> ApiResult<Json<TokenResponse>> {
     Ok(Json(state.accounts.refresh(&body.refresh_token).await?.into()))
 }
 
@@ -183,7 +225,10 @@ async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBo
     (status = 204),
     (status = 401, body = Problem),
 ))]
-async fn logout(State(state): State<AppState>, Authenticated(caller): Authenticated) -> ApiResult<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<StatusCode> {
     state.accounts.logout(&caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,8 +239,14 @@ async fn logout(State(state): State<AppState>, Authenticated(caller): Authentica
     (status = 422, body = Problem),
     (status = 429, body = Problem),
 ))]
-async fn forgot_password(State(state): State<AppState>, ApiJson(body): ApiJson<EmailBody>) -> ApiResult<StatusCode> {
-    state.accounts.forgot_password(&Email::parse(&body.email)?).await?;
+async fn forgot_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> ApiResult<StatusCode> {
+    state
+        .accounts
+        .forgot_password(&Email::parse(&body.email)?)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -212,7 +263,10 @@ pub struct ResetBody {
     (status = 422, body = Problem),
     (status = 429, body = Problem),
 ))]
-async fn reset_password(State(state): State<AppState>, ApiJson(body): ApiJson<ResetBody>) -> ApiResult<StatusCode> {
+async fn reset_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResetBody>,
+) -> ApiResult<StatusCode> {
     let new_password = NewPassword::parse("new_password", &body.new_password, &[])?;
     state.accounts.reset_password(&body.token, &new_password).await?;
     Ok(StatusCode::NO_CONTENT)

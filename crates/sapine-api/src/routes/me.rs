@@ -60,7 +60,10 @@ async fn update_me(
     (status = 204),
     (status = 401, body = Problem),
 ))]
-async fn delete_me(State(state): State<AppState>, Authenticated(caller): Authenticated) -> ApiResult<StatusCode> {
+async fn delete_me(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<StatusCode> {
     state.accounts.delete_account(&caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -88,7 +91,11 @@ async fn change_password(
         NewPassword::parse("new_password", &body.new_password, &[]),
     ) {
         (Ok(current), Ok(new)) => (current, new),
-        (c, n) => return Err(ApiError::validation([c.err(), n.err()].into_iter().flatten().collect())),
+        (c, n) => {
+            return Err(ApiError::validation(
+                [c.err(), n.err()].into_iter().flatten().collect(),
+            ));
+        }
     };
     state.accounts.change_password(&caller, &current, &new).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -15,10 +15,19 @@ pub struct UserChanges {
 impl Accounts {
     /// Admin operations answer 404 to everyone else, so they do not reveal themselves.
     fn require_admin(caller: &Caller) -> Result<()> {
-        if caller.user.is_admin() { Ok(()) } else { Err(Error::NotFound) }
+        if caller.user.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
     }
 
-    pub async fn list_users(&self, caller: &Caller, query: Option<&str>, page: &PageRequest) -> Result<Page<User>> {
+    pub async fn list_users(
+        &self,
+        caller: &Caller,
+        query: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<User>> {
         Self::require_admin(caller)?;
         let rows = self.store.list_users(query, page).await?;
         Ok(Page::from_rows(rows, page, |u| u.id.0))
@@ -31,11 +40,16 @@ impl Accounts {
 
     pub async fn change_user(&self, caller: &Caller, id: UserId, changes: UserChanges) -> Result<User> {
         Self::require_admin(caller)?;
-        if let Some(plan) = &changes.plan {
-            if !self.settings.plans.contains(plan) {
-                let known: Vec<&str> = self.settings.plans.iter().map(PlanName::as_str).collect();
-                return Err(Error::field("plan", format!("is not a plan of this server ({})", known.join(", "))));
-            }
+        if let Some(plan) = changes.plan.as_ref().filter(|p| !self.settings.plans.contains(p)) {
+            let known: Vec<&str> = self.settings.plans.iter().map(PlanName::as_str).collect();
+            return Err(Error::field(
+                "plan",
+                format!(
+                    "{:?} is not a plan of this server ({})",
+                    plan.as_str(),
+                    known.join(", ")
+                ),
+            ));
         }
         let mut user = self.store.user_by_id(id).await?.ok_or(Error::NotFound)?.user;
         user.role = changes.role.unwrap_or(user.role);
@@ -48,7 +62,13 @@ impl Accounts {
     }
 
     /// Bans a user until `until` (for good when None); their sessions end at once.
-    pub async fn ban(&self, caller: &Caller, id: UserId, reason: String, until: Option<DateTime<Utc>>) -> Result<User> {
+    pub async fn ban(
+        &self,
+        caller: &Caller,
+        id: UserId,
+        reason: String,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<User> {
         Self::require_admin(caller)?;
         let now = self.clock.now();
         if id == caller.user.id {
@@ -58,7 +78,11 @@ impl Accounts {
             return Err(Error::field("until", "must be in the future"));
         }
         let mut user = self.store.user_by_id(id).await?.ok_or(Error::NotFound)?.user;
-        user.ban = Some(Ban { reason, at: now, until });
+        user.ban = Some(Ban {
+            reason,
+            at: now,
+            until,
+        });
         user.updated_at = now;
         self.store.update_user(&user).await?;
         self.store.revoke_sessions(id, None, now).await?;

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::auth_cache::CachedSession;
-use super::{Accounts, ClientInfo, Email, OpaqueToken, Password, RefreshOutcome, Session, SessionId, TokenHash, User};
+use super::{
+    Accounts, ClientInfo, Email, OpaqueToken, Password, RefreshOutcome, Session, SessionId, TokenHash, User,
+};
 use crate::{Error, Result};
 
 /// How stale a session's "last used" time may get before a request writes it again; writing it
@@ -66,12 +68,22 @@ impl Accounts {
         let replacement = OpaqueToken::generate();
         let outcome = self
             .store
-            .rotate_refresh_token(&TokenHash::of(presented), &replacement.hash(), now, now + self.settings.refresh_token_ttl)
+            .rotate_refresh_token(
+                &TokenHash::of(presented),
+                &replacement.hash(),
+                now,
+                now + self.settings.refresh_token_ttl,
+            )
             .await?;
         match outcome {
             RefreshOutcome::Rotated(session) => {
                 self.cache.forget_session(session.id);
-                let user = self.store.user_by_id(session.user_id).await?.ok_or(Error::Unauthenticated)?.user;
+                let user = self
+                    .store
+                    .user_by_id(session.user_id)
+                    .await?
+                    .ok_or(Error::Unauthenticated)?
+                    .user;
                 if let Some(ban) = user.active_ban(now) {
                     self.store.revoke_sessions(user.id, None, now).await?;
                     return Err(Error::Banned { until: ban.until });
@@ -80,7 +92,9 @@ impl Accounts {
             }
             RefreshOutcome::Reused(session_id) => {
                 if let Some(session) = self.store.session(session_id).await? {
-                    self.store.revoke_session(session.user_id, session_id, now).await?;
+                    self.store
+                        .revoke_session(session.user_id, session_id, now)
+                        .await?;
                 }
                 self.cache.forget_session(session_id);
                 tracing::warn!(session = %session_id, "spent refresh token presented again; session revoked");
@@ -91,7 +105,9 @@ impl Accounts {
     }
 
     pub async fn logout(&self, caller: &Caller) -> Result<()> {
-        self.store.revoke_session(caller.user.id, caller.session_id, self.clock.now()).await?;
+        self.store
+            .revoke_session(caller.user.id, caller.session_id, self.clock.now())
+            .await?;
         self.cache.forget_session(caller.session_id);
         Ok(())
     }
@@ -100,7 +116,10 @@ impl Accounts {
     /// is banned or gone, is refused.
     pub async fn authenticate(&self, access_token: &str) -> Result<Caller> {
         let now = self.clock.now();
-        let claims = self.tokens.verify(access_token, now).ok_or(Error::Unauthenticated)?;
+        let claims = self
+            .tokens
+            .verify(access_token, now)
+            .ok_or(Error::Unauthenticated)?;
         let session_id = claims.session_id;
         let entry = match self.cache.get(session_id) {
             Some(entry) => entry,
@@ -111,7 +130,12 @@ impl Accounts {
                     .await?
                     .filter(|s| s.is_live(now))
                     .ok_or(Error::Unauthenticated)?;
-                let user = self.store.user_by_id(session.user_id).await?.ok_or(Error::Unauthenticated)?.user;
+                let user = self
+                    .store
+                    .user_by_id(session.user_id)
+                    .await?
+                    .ok_or(Error::Unauthenticated)?
+                    .user;
                 let entry = CachedSession {
                     user: Arc::new(user),
                     expires_at: session.expires_at,
@@ -121,7 +145,8 @@ impl Accounts {
                 entry
             }
         };
-        if entry.user.id != claims.user_id || entry.expires_at <= now || entry.user.active_ban(now).is_some() {
+        if entry.user.id != claims.user_id || entry.expires_at <= now || entry.user.active_ban(now).is_some()
+        {
             return Err(Error::Unauthenticated);
         }
         self.touch(session_id, entry.last_touched, now);

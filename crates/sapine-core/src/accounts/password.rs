@@ -32,7 +32,10 @@ impl Password {
             return Err(FieldError::new(field, "is required"));
         }
         if chars > MAX_PASSWORD_CHARS {
-            return Err(FieldError::new(field, format!("must be at most {MAX_PASSWORD_CHARS} characters")));
+            return Err(FieldError::new(
+                field,
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -51,7 +54,10 @@ impl NewPassword {
     pub fn parse(field: &str, raw: &str, user_inputs: &[&str]) -> Result<Self, FieldError> {
         let password = Password::parse(field, raw)?;
         if raw.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(FieldError::new(field, format!("must be at least {MIN_PASSWORD_CHARS} characters")));
+            return Err(FieldError::new(
+                field,
+                format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+            ));
         }
         let estimate = zxcvbn::zxcvbn(raw, user_inputs);
         if u8::from(estimate.score()) < MIN_STRENGTH {
@@ -85,7 +91,9 @@ pub struct HashCost {
 
 impl HashCost {
     pub fn validate(&self) -> Result<(), String> {
-        Params::new(self.memory_kib, self.iterations, 1, None).map(|_| ()).map_err(|e| e.to_string())
+        Params::new(self.memory_kib, self.iterations, 1, None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -137,7 +145,11 @@ impl PasswordHasher {
         let hash = hash.to_owned();
         self.run(move |argon2| {
             Ok(PasswordHash::new(&hash)
-                .map(|parsed| argon2.verify_password(password.expose().as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    argon2
+                        .verify_password(password.expose().as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false))
         })
         .await
@@ -147,7 +159,11 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce(&Argon2<'static>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| Error::Busy)?;
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Busy)?;
         let _running = self
             .running
             .clone()
@@ -169,19 +185,39 @@ mod tests {
     fn strength_rule_rejects_guessable_passwords() {
         assert!(NewPassword::parse("password", "short", &[]).is_err());
         assert!(NewPassword::parse("password", "password123", &[]).is_err());
-        assert!(NewPassword::parse("password", "ada.lovelace@example.com", &["ada.lovelace@example.com"]).is_err());
+        assert!(
+            NewPassword::parse(
+                "password",
+                "ada.lovelace@example.com",
+                &["ada.lovelace@example.com"]
+            )
+            .is_err()
+        );
         assert!(NewPassword::parse("password", "correct horse battery staple", &[]).is_ok());
         assert!(NewPassword::parse("password", &"x".repeat(129), &[]).is_err());
     }
 
     #[tokio::test]
     async fn hashes_verify_and_bound_the_queue() {
-        let hasher = PasswordHasher::new(HashCost { memory_kib: 64, iterations: 1 }, 1, 0).unwrap();
+        let hasher = PasswordHasher::new(
+            HashCost {
+                memory_kib: 64,
+                iterations: 1,
+            },
+            1,
+            0,
+        )
+        .unwrap();
         let pw = Password::parse("p", "correct horse battery staple").unwrap();
         let hash = hasher.hash(&pw).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(hasher.verify(&pw, &hash).await.unwrap());
-        assert!(!hasher.verify(&Password::parse("p", "wrong").unwrap(), &hash).await.unwrap());
+        assert!(
+            !hasher
+                .verify(&Password::parse("p", "wrong").unwrap(), &hash)
+                .await
+                .unwrap()
+        );
         assert!(!hasher.verify(&pw, "not a hash").await.unwrap());
     }
 }

@@ -4,7 +4,12 @@ use crate::{Error, Result};
 
 impl Accounts {
     pub async fn update_profile(&self, caller: &Caller, display_name: Option<DisplayName>) -> Result<User> {
-        let mut user = self.store.user_by_id(caller.user.id).await?.ok_or(Error::NotFound)?.user;
+        let mut user = self
+            .store
+            .user_by_id(caller.user.id)
+            .await?
+            .ok_or(Error::NotFound)?
+            .user;
         if let Some(name) = display_name {
             user.display_name = name;
             user.updated_at = self.clock.now();
@@ -15,8 +20,17 @@ impl Accounts {
     }
 
     /// Changes the password and signs out every other session of the account.
-    pub async fn change_password(&self, caller: &Caller, current: &Password, new_password: &NewPassword) -> Result<()> {
-        let record = self.store.user_by_id(caller.user.id).await?.ok_or(Error::NotFound)?;
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &Password,
+        new_password: &NewPassword,
+    ) -> Result<()> {
+        let record = self
+            .store
+            .user_by_id(caller.user.id)
+            .await?
+            .ok_or(Error::NotFound)?;
         if !self.hasher.verify(current, &record.password_hash).await? {
             return Err(Error::field("current_password", "is not your current password"));
         }
@@ -26,7 +40,9 @@ impl Accounts {
         let now = self.clock.now();
         let hash = self.hasher.hash(new_password.as_password()).await?;
         self.store.set_password(user.id, &hash, now).await?;
-        self.store.revoke_sessions(user.id, Some(caller.session_id), now).await?;
+        self.store
+            .revoke_sessions(user.id, Some(caller.session_id), now)
+            .await?;
         self.cache.forget_user(user.id);
         self.deliver(mails::password_changed(&user.email));
         tracing::info!(user = %user.id, "password changed");
@@ -42,12 +58,19 @@ impl Accounts {
     }
 
     pub async fn sessions(&self, caller: &Caller, page: &PageRequest) -> Result<Page<Session>> {
-        let rows = self.store.live_sessions(caller.user.id, self.clock.now(), page).await?;
+        let rows = self
+            .store
+            .live_sessions(caller.user.id, self.clock.now(), page)
+            .await?;
         Ok(Page::from_rows(rows, page, |s| s.id.0))
     }
 
     pub async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
-        if !self.store.revoke_session(caller.user.id, id, self.clock.now()).await? {
+        if !self
+            .store
+            .revoke_session(caller.user.id, id, self.clock.now())
+            .await?
+        {
             return Err(Error::NotFound);
         }
         self.cache.forget_session(id);

@@ -15,9 +15,17 @@ impl Accounts {
             return Ok(());
         }
         let token = self
-            .issue_token(record.user.id, TokenPurpose::ResetPassword, Duration::minutes(RESET_TOKEN_TTL_MINUTES))
+            .issue_token(
+                record.user.id,
+                TokenPurpose::ResetPassword,
+                Duration::minutes(RESET_TOKEN_TTL_MINUTES),
+            )
             .await?;
-        self.deliver(mails::password_reset(&record.user.email, &self.settings.public_url, &token));
+        self.deliver(mails::password_reset(
+            &record.user.email,
+            &self.settings.public_url,
+            &token,
+        ));
         Ok(())
     }
 
@@ -31,14 +39,25 @@ impl Accounts {
             .find_mailed_token(&hash, TokenPurpose::ResetPassword, now)
             .await?
             .ok_or(Error::InvalidToken)?;
-        let mut user = self.store.user_by_id(user_id).await?.ok_or(Error::InvalidToken)?.user;
+        let mut user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::InvalidToken)?
+            .user;
         // Checked before the token is spent, so a rejected password leaves it usable.
         new_password.ensure_unlike("new_password", &[user.email.as_str(), user.display_name.as_str()])?;
         self.ensure_not_recent(user_id, new_password).await?;
-        if !self.store.spend_mailed_token(&hash, TokenPurpose::ResetPassword, now).await? {
+        if !self
+            .store
+            .spend_mailed_token(&hash, TokenPurpose::ResetPassword, now)
+            .await?
+        {
             return Err(Error::InvalidToken);
         }
-        self.store.spend_user_tokens(user_id, TokenPurpose::ResetPassword, now).await?;
+        self.store
+            .spend_user_tokens(user_id, TokenPurpose::ResetPassword, now)
+            .await?;
         let new_hash = self.hasher.hash(new_password.as_password()).await?;
         self.store.set_password(user_id, &new_hash, now).await?;
         if !user.email_verified {
@@ -54,7 +73,10 @@ impl Accounts {
     }
 
     pub(super) async fn ensure_not_recent(&self, user_id: UserId, new_password: &NewPassword) -> Result<()> {
-        let recent = self.store.recent_password_hashes(user_id, super::PASSWORD_HISTORY).await?;
+        let recent = self
+            .store
+            .recent_password_hashes(user_id, super::PASSWORD_HISTORY)
+            .await?;
         for old in &recent {
             if self.hasher.verify(new_password.as_password(), old).await? {
                 return Err(Error::field(

@@ -1,8 +1,8 @@
 use chrono::Duration;
 
 use super::{
-    Accounts, DisplayName, Email, MailedToken, NewPassword, OpaqueToken, Role, TokenHash, TokenPurpose, User, UserId,
-    mails,
+    Accounts, DisplayName, Email, MailedToken, NewPassword, OpaqueToken, Role, TokenHash, TokenPurpose, User,
+    UserId, mails,
 };
 use crate::{Error, Result, StoreError};
 
@@ -24,8 +24,11 @@ impl Accounts {
 
     /// Creates an account directly, as the operator's `admin create-user` does.
     pub async fn create_user(&self, new: NewAccount, role: Role, email_verified: bool) -> Result<User> {
-        let display_name = new.display_name.unwrap_or_else(|| DisplayName::from_email(&new.email));
-        new.password.ensure_unlike("password", &[new.email.as_str(), display_name.as_str()])?;
+        let display_name = new
+            .display_name
+            .unwrap_or_else(|| DisplayName::from_email(&new.email));
+        new.password
+            .ensure_unlike("password", &[new.email.as_str(), display_name.as_str()])?;
         let hash = self.hasher.hash(new.password.as_password()).await?;
         let now = self.clock.now();
         let user = User {
@@ -50,7 +53,12 @@ impl Accounts {
 
     pub async fn verify_email(&self, token: &str) -> Result<()> {
         let user_id = self.spend_token(token, TokenPurpose::VerifyEmail).await?;
-        let mut user = self.store.user_by_id(user_id).await?.ok_or(Error::InvalidToken)?.user;
+        let mut user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::InvalidToken)?
+            .user;
         if !user.email_verified {
             user.email_verified = true;
             user.updated_at = self.clock.now();
@@ -73,13 +81,26 @@ impl Accounts {
 
     async fn send_verification(&self, user: &User) -> Result<()> {
         let token = self
-            .issue_token(user.id, TokenPurpose::VerifyEmail, Duration::hours(VERIFY_TOKEN_TTL_HOURS))
+            .issue_token(
+                user.id,
+                TokenPurpose::VerifyEmail,
+                Duration::hours(VERIFY_TOKEN_TTL_HOURS),
+            )
             .await?;
-        self.deliver(mails::verification(&user.email, &self.settings.public_url, &token));
+        self.deliver(mails::verification(
+            &user.email,
+            &self.settings.public_url,
+            &token,
+        ));
         Ok(())
     }
 
-    pub(super) async fn issue_token(&self, user_id: UserId, purpose: TokenPurpose, ttl: Duration) -> Result<OpaqueToken> {
+    pub(super) async fn issue_token(
+        &self,
+        user_id: UserId,
+        purpose: TokenPurpose,
+        ttl: Duration,
+    ) -> Result<OpaqueToken> {
         let token = OpaqueToken::generate();
         self.store
             .insert_mailed_token(&MailedToken {

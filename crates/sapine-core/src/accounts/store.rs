@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Email, MailedToken, RefreshOutcome, Session, SessionId, TokenHash, TokenPurpose, User, UserId,
-    UserRecord,
+    Email, MailedToken, RefreshOutcome, Session, SessionId, TokenHash, TokenPurpose, User, UserId, UserRecord,
 };
 use crate::StoreError;
 use crate::page::PageRequest;
@@ -46,13 +45,28 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Revokes every live session of the user but `keep`.
     async fn revoke_sessions(&self, user: UserId, keep: Option<SessionId>, at: DateTime<Utc>) -> Result<()>;
     /// Live sessions, newest first.
-    async fn live_sessions(&self, user: UserId, now: DateTime<Utc>, page: &PageRequest) -> Result<Vec<Session>>;
+    async fn live_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Vec<Session>>;
 
     async fn insert_mailed_token(&self, token: &MailedToken) -> Result<()>;
     /// The user an unused, unexpired token belongs to, without spending it.
-    async fn find_mailed_token(&self, hash: &TokenHash, purpose: TokenPurpose, now: DateTime<Utc>) -> Result<Option<UserId>>;
+    async fn find_mailed_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>>;
     /// Spends the token; false when it was already spent, expired or unknown.
-    async fn spend_mailed_token(&self, hash: &TokenHash, purpose: TokenPurpose, now: DateTime<Utc>) -> Result<bool>;
+    async fn spend_mailed_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Spends every outstanding token of this purpose for the user.
     async fn spend_user_tokens(&self, user: UserId, purpose: TokenPurpose, now: DateTime<Utc>) -> Result<()>;
 

@@ -62,11 +62,16 @@ impl PlanName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let ok = (1..=32).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(FieldError::new("plan", "must be 1–32 characters of a-z, 0-9 and -, starting with a letter"))
+            Err(FieldError::new(
+                "plan",
+                "must be 1–32 characters of a-z, 0-9 and -, starting with a letter",
+            ))
         }
     }
 
@@ -91,7 +96,10 @@ impl DisplayName {
             return Err(FieldError::new("display_name", "must be at most 64 characters"));
         }
         if name.chars().any(char::is_control) {
-            return Err(FieldError::new("display_name", "must not contain control characters"));
+            return Err(FieldError::new(
+                "display_name",
+                "must not contain control characters",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
