@@ -3,6 +3,7 @@
 
 mod clock;
 mod postgres;
+mod smtp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use clock::ManualClock;
+pub use smtp::SmtpSink;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -109,6 +111,19 @@ impl TestApp {
     /// as an operator's restart would.
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().expect("address");
+        start(
+            config,
+            self.data_dir.clone(),
+            self.database.clone(),
+            self.clock.clone(),
+        )
+        .await
+    }
+
+    /// A second server on the same data dir and database, as a team runs several instances.
+    pub async fn another_instance(&self) -> TestApp {
         let mut config = self.config.clone();
         config.bind = "127.0.0.1:0".parse().expect("address");
         start(

@@ -1,7 +1,8 @@
 //! Sessions this server has recently seen alive, so that authenticating a request costs no
 //! database round trip. Every change that can end a session or alter its user goes through
 //! `Accounts`, which evicts the affected entries before answering, so revocation takes effect
-//! on the very next request.
+//! on the very next request. Entries are also re-read after `REVALIDATE_AFTER`, which bounds
+//! how long another server sharing the database can go on trusting a session it revoked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,11 +14,15 @@ use super::{SessionId, User, UserId};
 /// Past this many entries the cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 100_000;
 
+const REVALIDATE_AFTER_SECS: i64 = 5;
+
 #[derive(Clone)]
 pub struct CachedSession {
     pub user: Arc<User>,
     pub expires_at: DateTime<Utc>,
     pub last_touched: DateTime<Utc>,
+    /// When the session and user were last read from the store.
+    pub loaded_at: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -26,8 +31,12 @@ pub struct AuthCache {
 }
 
 impl AuthCache {
-    pub fn get(&self, id: SessionId) -> Option<CachedSession> {
-        self.sessions.read().ok()?.get(&id).cloned()
+    /// The entry, unless it is due to be read from the store again.
+    pub fn get(&self, id: SessionId, now: DateTime<Utc>) -> Option<CachedSession> {
+        let map = self.sessions.read().ok()?;
+        map.get(&id)
+            .filter(|e| (now - e.loaded_at).num_seconds() < REVALIDATE_AFTER_SECS)
+            .cloned()
     }
 
     pub fn insert(&self, id: SessionId, entry: CachedSession) {

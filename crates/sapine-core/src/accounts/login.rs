@@ -121,7 +121,7 @@ impl Accounts {
             .verify(access_token, now)
             .ok_or(Error::Unauthenticated)?;
         let session_id = claims.session_id;
-        let entry = match self.cache.get(session_id) {
+        let entry = match self.cache.get(session_id, now) {
             Some(entry) => entry,
             None => {
                 let session = self
@@ -140,6 +140,7 @@ impl Accounts {
                     user: Arc::new(user),
                     expires_at: session.expires_at,
                     last_touched: session.last_used_at,
+                    loaded_at: now,
                 };
                 self.cache.insert(session_id, entry.clone());
                 entry

@@ -207,3 +207,35 @@ async fn sessions_are_listed_and_revoked_at_once(backend: Backend) {
         200
     );
 }
+
+#[tokio::test]
+async fn another_instance_stops_trusting_a_revoked_session_within_seconds() {
+    let first = sapine_testkit::spawn_app(Backend::Postgres).await;
+    let second = first.another_instance().await;
+    let tokens = first.user("multi@example.com").await;
+    assert_eq!(
+        second
+            .get("/api/v1/users/me", Some(&tokens.access))
+            .await
+            .status(),
+        200
+    );
+    let logout = first
+        .request(Method::POST, "/api/v1/auth/logout", Some(&tokens.access), None)
+        .await;
+    assert_eq!(logout.status(), 204);
+    assert_problem(
+        first.get("/api/v1/users/me", Some(&tokens.access)).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    // The second server re-reads sessions it has cached after five seconds.
+    first.clock.advance(chrono::Duration::seconds(6));
+    assert_problem(
+        second.get("/api/v1/users/me", Some(&tokens.access)).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+}

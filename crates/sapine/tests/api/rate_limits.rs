@@ -57,3 +57,33 @@ async fn logins_are_limited_per_account_and_per_address(backend: Backend) {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn every_account_endpoint_is_limited() {
+    let app = sapine_testkit::spawn_app(Backend::Sqlite).await;
+    for (path, body) in [
+        (
+            "/api/v1/auth/register",
+            json!({"email": "r@example.com", "password": "x"}),
+        ),
+        (
+            "/api/v1/auth/login",
+            json!({"email": "r@example.com", "password": "x"}),
+        ),
+        ("/api/v1/auth/verify-email", json!({"token": "x"})),
+        (
+            "/api/v1/auth/resend-verification",
+            json!({"email": "r@example.com"}),
+        ),
+        ("/api/v1/auth/forgot-password", json!({"email": "r@example.com"})),
+        (
+            "/api/v1/auth/reset-password",
+            json!({"token": "x", "new_password": "x"}),
+        ),
+        ("/api/v1/auth/refresh", json!({"refresh_token": "x"})),
+    ] {
+        let response = app.post(path, None, body).await;
+        assert_eq!(response.headers()["ratelimit-limit"], "10", "{path}");
+        assert_eq!(response.headers()["ratelimit-remaining"], "9", "{path}");
+    }
+}

@@ -189,3 +189,30 @@ async fn cors_allows_only_configured_origins() {
     let denied = preflight("https://evil.example.com").await.unwrap();
     assert!(!denied.headers().contains_key("access-control-allow-origin"));
 }
+
+#[tokio::test]
+async fn mail_goes_through_smtp_when_configured() {
+    let sink = sapine_testkit::SmtpSink::start().await;
+    let app = spawn_app_with(Backend::Sqlite, |c| c.smtp_url = Some(sink.url())).await;
+    app.register("smtp@example.com").await;
+    let message = sink.first_message().await;
+    assert!(message.contains("To: smtp@example.com"), "{message}");
+    assert!(message.contains("Token: "), "{message}");
+    assert!(
+        app.mails().is_empty(),
+        "nothing goes to the outbox when SMTP is configured"
+    );
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_a_problem() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.request_timeout_ms = 1).await;
+    let response = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"email": "slow@example.com", "password": "hashing takes longer than 1 ms"}),
+        )
+        .await;
+    assert_problem(response, 408, "request_timeout").await;
+}
