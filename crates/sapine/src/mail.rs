@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use lettre::message::{Mailbox, Message, header::ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sapine_core::mail::{Mail, MailError, Mailer};
 use uuid::Uuid;
@@ -19,8 +20,21 @@ fn build(from: &Mailbox, mail: &Mail) -> Result<Message, MailError> {
         .to(to)
         .subject(&mail.subject)
         .header(ContentType::TEXT_PLAIN)
-        .body(mail.body.clone())
+        .body(readable_body(&mail.body))
         .map_err(|e| MailError(e.to_string()))
+}
+
+/// 8bit keeps links whole for someone reading an outbox file: lettre's own choice wraps any
+/// line over 76 characters in quoted-printable, which breaks `token=` links. RFC 5322 allows
+/// 998; our templates stay far below, and a body that does not fits the automatic choice.
+fn readable_body(text: &str) -> Body {
+    let fits_8bit = !text.contains(['\0', '\r']) && text.lines().all(|l| l.len() <= 998);
+    if fits_8bit {
+        let crlf = text.lines().collect::<Vec<_>>().join("\r\n");
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit)
+    } else {
+        Body::new(text.to_owned())
+    }
 }
 
 /// Writes each mail as one RFC 5322 file `<timestamp>-<uuid>.eml`.

@@ -2,4 +2,5 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod pages;
 pub mod views;

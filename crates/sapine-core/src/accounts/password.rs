@@ -1,9 +1,9 @@
 //! Passwords: the strength rule, and argon2id hashing kept off the async executor.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::{Error, FieldError};
@@ -109,32 +109,58 @@ impl Default for HashCost {
 /// Hashes and verifies on the blocking pool, at most `parallelism` at once, with at most
 /// `max_waiting` more queued; past that callers get `Error::Busy` at once instead of piling up
 /// memory and latency behind a burst of logins.
+///
+/// Each running hash works in a buffer kept for the next one: argon2 needs 19 MiB per hash, and
+/// allocating it afresh makes the allocator hold on to one such block per thread it ever ran
+/// on, and costs page faults on every login.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon2: Argon2<'static>,
+    params: Params,
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
+    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
 }
+
+/// The length of the hashes this server writes, argon2's default.
+const OUTPUT_LEN: usize = 32;
 
 impl PasswordHasher {
     pub fn new(cost: HashCost, parallelism: usize, max_waiting: usize) -> Result<Self, String> {
-        let params = Params::new(cost.memory_kib, cost.iterations, 1, None).map_err(|e| e.to_string())?;
+        let params =
+            Params::new(cost.memory_kib, cost.iterations, 1, Some(OUTPUT_LEN)).map_err(|e| e.to_string())?;
         let parallelism = parallelism.max(1);
         Ok(Self {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            params,
             running: Arc::new(Semaphore::new(parallelism)),
             admitted: Arc::new(Semaphore::new(parallelism + max_waiting)),
+            buffers: Arc::new(Mutex::new(Vec::with_capacity(parallelism))),
         })
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, Error> {
         let password = password.clone();
-        self.run(move |argon2| {
+        let params = self.params.clone();
+        self.run(move |memory| {
+            let failed = |e: &dyn std::fmt::Display| Error::Internal(format!("hashing failed: {e}"));
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            let mut salt_bytes = [0u8; 64];
+            let salt_bytes = salt
+                .as_salt()
+                .decode_b64(&mut salt_bytes)
+                .map_err(|e| failed(&e))?;
+            let mut out = [0u8; OUTPUT_LEN];
+            let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
             argon2
-                .hash_password(password.expose().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| Error::Internal(format!("hashing failed: {e}")))
+                .hash_password_into_with_memory(password.expose().as_bytes(), salt_bytes, &mut out, memory)
+                .map_err(|e| failed(&e))?;
+            let phc = PasswordHash {
+                algorithm: argon2::ARGON2ID_IDENT,
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+                salt: Some(salt.as_salt()),
+                hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+            };
+            Ok(phc.to_string())
         })
         .await
     }
@@ -143,21 +169,13 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &Password, hash: &str) -> Result<bool, Error> {
         let password = password.clone();
         let hash = hash.to_owned();
-        self.run(move |argon2| {
-            Ok(PasswordHash::new(&hash)
-                .map(|parsed| {
-                    argon2
-                        .verify_password(password.expose().as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false))
-        })
-        .await
+        self.run(move |memory| Ok(verify_with(&password, &hash, memory).unwrap_or(false)))
+            .await
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&Argon2<'static>) -> Result<T, Error> + Send + 'static,
+        job: impl FnOnce(&mut Vec<Block>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let _admitted = self
             .admitted
@@ -170,11 +188,48 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|_| Error::Internal("hasher closed".into()))?;
-        let argon2 = self.argon2.clone();
-        tokio::task::spawn_blocking(move || job(&argon2))
-            .await
-            .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
+        let buffers = self.buffers.clone();
+        let blocks = self.params.block_count();
+        tokio::task::spawn_blocking(move || {
+            let mut memory = buffers.lock().ok().and_then(|mut b| b.pop()).unwrap_or_default();
+            if memory.len() < blocks {
+                memory.resize(blocks, Block::default());
+            }
+            let result = job(&mut memory);
+            if let Ok(mut free) = buffers.lock() {
+                free.push(memory);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
     }
+}
+
+/// Verifies against a stored PHC string with the cost it was made with, which may differ from
+/// today's; `None` when the string is not an argon2 hash this code can read.
+fn verify_with(password: &Password, hash: &str, memory: &mut Vec<Block>) -> Option<bool> {
+    let parsed = PasswordHash::new(hash).ok()?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .ok()?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).ok()?;
+    let expected = parsed.hash?;
+    let mut salt = [0u8; 64];
+    let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.expose().as_bytes(), salt, &mut out, memory)
+        .ok()?;
+    // Output's equality is constant-time.
+    Some(Output::new(&out).ok()? == expected)
 }
 
 #[cfg(test)]
@@ -219,5 +274,24 @@ mod tests {
                 .unwrap()
         );
         assert!(!hasher.verify(&pw, "not a hash").await.unwrap());
+        // Hashes written by the argon2 crate's own API, at another cost, verify too.
+        use argon2::password_hash::PasswordHasher as _;
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(128, 2, 1, None).unwrap(),
+        );
+        let foreign = other
+            .hash_password(pw.expose().as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert!(hasher.verify(&pw, &foreign).await.unwrap());
+        assert!(
+            !hasher
+                .verify(&Password::parse("p", "wrong").unwrap(), &foreign)
+                .await
+                .unwrap()
+        );
     }
 }

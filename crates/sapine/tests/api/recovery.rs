@@ -151,3 +151,62 @@ async fn a_refused_new_password_leaves_the_token_usable(backend: Backend) {
         .await;
     assert_eq!(reset.status(), 204);
 }
+
+#[tokio::test]
+async fn the_links_in_mails_open_working_pages() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.register("web@example.com").await;
+    let verify = app
+        .wait_for_mail("web@example.com", "Confirm your email", 0)
+        .await;
+    let link = verify
+        .lines()
+        .find(|l| l.contains("/verify-email?token="))
+        .unwrap()
+        .trim();
+    let path = &link[link.find("/verify-email").unwrap()..];
+    let page = app.get(path, None).await;
+    assert_eq!(page.status(), 200, "{path}");
+    assert!(page.text().await.unwrap().contains("Email verified"));
+    assert_eq!(app.get(path, None).await.status(), 400, "a used link says so");
+    app.login("web@example.com", PASSWORD).await;
+
+    app.post(
+        "/api/v1/auth/forgot-password",
+        None,
+        json!({"email": "web@example.com"}),
+    )
+    .await;
+    let token = token_in(
+        &app.wait_for_mail("web@example.com", "Reset your Sapine password", 0)
+            .await,
+    );
+    let form = app
+        .get(&format!("/reset-password?token={token}"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("<form method=\"post\"") && form.contains(&token));
+    let submit = |password: &'static str| {
+        app.client
+            .post(app.url("/reset-password"))
+            .form(&[("token", token.as_str()), ("new_password", password)])
+            .send()
+    };
+    let weak = submit("passwordpassword").await.unwrap();
+    assert_eq!(weak.status(), 422);
+    let weak = weak.text().await.unwrap();
+    assert!(weak.contains("too easy to guess"), "{weak}");
+    let done = submit(NEW_PASSWORD).await.unwrap();
+    assert_eq!(done.status(), 200);
+    app.login("web@example.com", NEW_PASSWORD).await;
+    assert_eq!(submit("yet another long passphrase").await.unwrap().status(), 400);
+    let hostile = app
+        .get("/reset-password?token=%22%3E%3Cscript%3E", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!hostile.contains("<script>"), "the token is escaped: {hostile}");
+}
