@@ -121,6 +121,10 @@ impl From<Error> for ApiError {
             Error::NotFound => Self::not_found(),
             Error::Conflict(what) => Self::new(StatusCode::CONFLICT, "conflict", what),
             Error::InvalidToken => Self::new(StatusCode::BAD_REQUEST, "invalid_token", e.to_string()),
+            Error::QuotaExceeded(what) => Self::new(StatusCode::FORBIDDEN, "quota_exceeded", what),
+            Error::InvalidState(why) => Self::new(StatusCode::CONFLICT, "invalid_state", why),
+            Error::TooLarge(what) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", what),
+            Error::Unavailable(why) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", why),
             Error::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
             Error::Store(StoreError::Unavailable(cause)) => {

@@ -4,6 +4,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sapine_core::accounts::Accounts;
+use sapine_core::bots::Bots;
 
 use crate::rate_limit::AuthLimits;
 
@@ -11,6 +12,7 @@ use crate::rate_limit::AuthLimits;
 #[derive(Clone)]
 pub struct AppState {
     pub accounts: Arc<Accounts>,
+    pub bots: Arc<Bots>,
     pub readiness: Arc<dyn Readiness>,
     pub metrics: PrometheusHandle,
     pub limits: Arc<AuthLimits>,
@@ -20,6 +22,8 @@ pub struct AppState {
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub max_body_bytes: usize,
+    /// The largest code archive any plan accepts; each plan's own limit is checked after.
+    pub max_upload_bytes: usize,
     pub request_timeout: Duration,
     /// Origins allowed to call the API from a browser; empty allows none.
     pub cors_origins: Vec<String>,

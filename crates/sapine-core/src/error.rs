@@ -38,6 +38,18 @@ pub enum Error {
     Conflict(&'static str),
     #[error("the token is invalid, used or expired")]
     InvalidToken,
+    /// A plan limit was reached; the text names it.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The request is valid but the resource's state does not allow it now; the text says why.
+    #[error("{0}")]
+    InvalidState(String),
+    /// A part of the platform the request needs is not available on this server.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An uploaded archive is bigger than a limit allows; the text names the limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("the server is busy; try again shortly")]
     Busy,
     #[error(transparent)]

@@ -3,6 +3,7 @@
 //! them, so this crate knows no HTTP, SQL or processes.
 
 pub mod accounts;
+pub mod bots;
 pub mod clock;
 pub mod error;
 pub mod mail;

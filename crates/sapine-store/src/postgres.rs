@@ -7,11 +7,16 @@ use sapine_core::StoreError;
 use sapine_core::accounts::{
     Email, MailedToken, RefreshOutcome, Session, SessionId, TokenHash, TokenPurpose, User, UserId, UserRecord,
 };
+use sapine_core::bots::{Bot, BotConfig, BotId, BotName, BotStatus, Crash, RunState};
 use sapine_core::page::PageRequest;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::accounts::account_store;
+use crate::bot_rows::{
+    BotRow, CrashRow, bot_columns, command_json, env_json, exit_json, json, limits_json, policy_json,
+};
+use crate::bots::bot_store;
 use crate::errors::{classify, db_error};
 use crate::rows::{SessionRow, UserRow, contains_pattern, session_columns, user_columns};
 use crate::{Database, PoolOptions};
@@ -38,6 +43,7 @@ impl PgStore {
 }
 
 account_store!(PgStore);
+bot_store!(PgStore);
 
 #[async_trait]
 impl Database for PgStore {

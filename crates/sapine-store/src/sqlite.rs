@@ -7,6 +7,7 @@ use sapine_core::StoreError;
 use sapine_core::accounts::{
     Email, MailedToken, RefreshOutcome, Session, SessionId, TokenHash, TokenPurpose, User, UserId, UserRecord,
 };
+use sapine_core::bots::{Bot, BotConfig, BotId, BotName, BotStatus, Crash, RunState};
 use sapine_core::page::PageRequest;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -14,6 +15,10 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use crate::accounts::account_store;
+use crate::bot_rows::{
+    BotRow, CrashRow, bot_columns, command_json, env_json, exit_json, json, limits_json, policy_json,
+};
+use crate::bots::bot_store;
 use crate::errors::{classify, db_error};
 use crate::rows::{SessionRow, UserRow, contains_pattern, session_columns, user_columns};
 use crate::{Database, PoolOptions};
@@ -48,6 +53,7 @@ impl SqliteStore {
 }
 
 account_store!(SqliteStore);
+bot_store!(SqliteStore);
 
 #[async_trait]
 impl Database for SqliteStore {

@@ -1,6 +1,7 @@
 //! A real Sapine server for integration tests: `App::build` on port 0 with a temp data dir, on
 //! SQLite or on a fresh PostgreSQL database of its own, with an HTTP client and helpers.
 
+mod bots;
 mod clock;
 mod postgres;
 mod smtp;
@@ -18,6 +19,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use bots::{tar_gz, zip};
 pub use clock::ManualClock;
 pub use smtp::SmtpSink;
 
@@ -82,9 +84,12 @@ async fn start(
         .await
         .expect("the app builds");
     let addr = app.local_addr();
+    let services = app.services();
     let app_services = sapine::startup::Services {
-        accounts: app.services().accounts.clone(),
-        database: app.services().database.clone(),
+        accounts: services.accounts.clone(),
+        bots: services.bots.clone(),
+        runtime: services.runtime.clone(),
+        database: services.database.clone(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {

@@ -2,12 +2,15 @@
 //! to highest precedence, from the defaults below, a TOML file, `SAPINE_<NAME>` environment
 //! variables and command-line flags; an unknown key or a bad value stops start-up naming it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use sapine_core::accounts::PlanName;
+use sapine_core::bots::PlanLimits;
 use sapine_core::secret::SecretKey;
+use sapine_runtime::SandboxMode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -128,6 +131,22 @@ impl Setting for RuntimeKind {
     }
 }
 
+impl Setting for SandboxMode {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "on" => Ok(SandboxMode::On),
+            "off" => Ok(SandboxMode::Off),
+            other => Err(format!("{other:?} is not one of: on, off")),
+        }
+    }
+    fn render(&self) -> String {
+        match self {
+            SandboxMode::On => "on".into(),
+            SandboxMode::Off => "off".into(),
+        }
+    }
+}
+
 pub struct SettingDoc {
     pub name: &'static str,
     pub default: &'static str,
@@ -140,6 +159,8 @@ macro_rules! settings {
         #[derive(Debug, Clone)]
         pub struct Config {
             $( #[doc = $doc] pub $name: $ty, )+
+            /// The file the settings were read from, if any: bots must not see it.
+            pub source_file: Option<PathBuf>,
         }
 
         /// Name, default and doc of every setting.
@@ -154,6 +175,7 @@ macro_rules! settings {
                         key: stringify!($name).into(),
                         reason,
                     })?, )+
+                    source_file: None,
                 })
             }
 
@@ -232,6 +254,10 @@ settings! {
     plans: Vec<String> = "free",
     /// The plan new accounts get.
     default_plan: String = "free",
+    /// What each plan allows, `;`-separated: `NAME: max_bots=5 memory_mb=256 cpu_percent=100 pids=128 disk_mb=512 upload_mb=50 network=on`; keys left out take these defaults.
+    plan_limits: String = "free: max_bots=5 memory_mb=256 cpu_percent=100 pids=128 disk_mb=512 upload_mb=50 network=on",
+    /// Sandbox bots with bubblewrap (`on`), or run them unconfined (`off`, only for hosts that cannot sandbox).
+    sandbox: SandboxMode = "on",
 }
 
 /// Environment variables with the `SAPINE_` prefix that are not settings.
@@ -248,6 +274,7 @@ impl Config {
         let mut config = Self::defaults()?;
         if let Some(path) = file {
             config.apply_file(path)?;
+            config.source_file = Some(path.to_owned());
         }
         for (name, value) in env {
             if let Some(key) = name.strip_prefix("SAPINE_") {
@@ -390,7 +417,37 @@ impl Config {
                 format!("{:?} is not one of `plans`", self.default_plan),
             ));
         }
+        self.plan_limits()?;
         Ok(())
+    }
+
+    /// Each plan's limits; plans `plan_limits` does not mention get the defaults.
+    pub fn plan_limits(&self) -> Result<HashMap<PlanName, PlanLimits>, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "plan_limits".into(),
+            reason,
+        };
+        let names = self.plan_names()?;
+        let mut limits: HashMap<PlanName, PlanLimits> =
+            names.iter().map(|n| (n.clone(), PlanLimits::default())).collect();
+        for entry in self
+            .plan_limits
+            .split(';')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (name, values) = entry
+                .split_once(':')
+                .ok_or_else(|| invalid(format!("{entry:?} does not start with `PLAN:`")))?;
+            let name = names
+                .iter()
+                .find(|n| n.as_str() == name.trim())
+                .ok_or_else(|| invalid(format!("{:?} is not one of `plans`", name.trim())))?;
+            let plan =
+                PlanLimits::parse(values).map_err(|e| invalid(format!("plan {}: {e}", name.as_str())))?;
+            limits.insert(name.clone(), plan);
+        }
+        Ok(limits)
     }
 
     pub fn plan_names(&self) -> Result<Vec<PlanName>, ConfigError> {

@@ -14,9 +14,12 @@ use chrono::Duration as TimeDelta;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sapine_api::{AppState, AuthLimits, HttpSettings, RateLimitSettings};
 use sapine_core::accounts::{AccountSettings, Accounts, HashCost, PasswordHasher, PlanName};
+use sapine_core::bots::{Bots, Plans, Runtime, SecretBox, StoreObserver};
 use sapine_core::clock::{Clock, SystemClock};
 use sapine_core::mail::Mailer;
+use sapine_runtime::{ProcessRuntime, ProcessSettings};
 use sapine_store::{Database, PoolOptions};
+use sha2::Digest;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -31,6 +34,8 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 /// The core services over their adapters, without HTTP: what the CLI's admin commands need.
 pub struct Services {
     pub accounts: Arc<Accounts>,
+    pub bots: Arc<Bots>,
+    pub runtime: Arc<dyn Runtime>,
     pub database: Arc<dyn Database>,
 }
 
@@ -66,12 +71,61 @@ impl Services {
             default_plan: PlanName::parse(&config.default_plan)
                 .map_err(|e| anyhow::anyhow!("default_plan {}", e.message))?,
         };
-        let accounts = Accounts::new(database.clone(), mailer, clock, hasher, &secret, settings);
+        let accounts = Arc::new(Accounts::new(
+            database.clone(),
+            mailer,
+            clock.clone(),
+            hasher,
+            &secret,
+            settings,
+        ));
+        let runtime = open_runtime(config, database.clone(), clock.clone());
+        let plans = Plans::new(
+            config.plan_limits()?,
+            config
+                .plan_limits()?
+                .get(
+                    &PlanName::parse(&config.default_plan)
+                        .map_err(|e| anyhow::anyhow!("default_plan {}", e.message))?,
+                )
+                .copied()
+                .unwrap_or_default(),
+        );
+        let bots = Arc::new(Bots::new(
+            database.clone(),
+            database.clone(),
+            runtime.clone(),
+            clock,
+            SecretBox::new(&secret),
+            plans,
+        ));
+        accounts.set_lifecycle(bots.clone());
         Ok(Self {
-            accounts: Arc::new(accounts),
+            accounts,
+            bots,
+            runtime,
             database,
         })
     }
+}
+
+/// The process runtime, its cgroup named after the data dir so that servers sharing a machine
+/// never touch each other's bots.
+fn open_runtime(config: &Config, store: Arc<dyn Database>, clock: Arc<dyn Clock>) -> Arc<dyn Runtime> {
+    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    let settings = ProcessSettings {
+        bots_dir: data_dir.join("bots"),
+        sandbox: config.sandbox,
+        hidden: std::iter::once(data_dir.clone())
+            .chain(config.source_file.clone())
+            .collect(),
+        cgroup_name: format!("sapine-{}", &hex::encode(digest)[..12]),
+    };
+    Arc::new(ProcessRuntime::new(
+        settings,
+        Arc::new(StoreObserver::new(store, clock)),
+    ))
 }
 
 /// Connects to the configured database and brings its schema up to date.
@@ -133,8 +187,15 @@ impl App {
             per_account_per_minute: config.rate_limit_account_per_minute,
         }));
         let metrics = metrics_handle();
+        let max_upload_mb = config
+            .plan_limits()?
+            .values()
+            .map(|p| p.upload_mb)
+            .max()
+            .unwrap_or(1);
         let state = AppState {
             accounts: services.accounts.clone(),
+            bots: services.bots.clone(),
             readiness: Arc::new(Dependencies {
                 database: services.database.clone(),
                 redis,
@@ -143,6 +204,8 @@ impl App {
             limits: limits.clone(),
             http: Arc::new(HttpSettings {
                 max_body_bytes: config.max_body_bytes,
+                max_upload_bytes: usize::try_from(max_upload_mb.saturating_mul(1024 * 1024))
+                    .unwrap_or(usize::MAX),
                 request_timeout: Duration::from_millis(config.request_timeout_ms),
                 cors_origins: config.cors_origins.clone(),
                 hsts: config.public_url().starts_with("https://"),
@@ -157,6 +220,11 @@ impl App {
                 metrics.run_upkeep();
             }
         });
+        match services.bots.resume().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(bots = n, "brought back the bots that should run"),
+            Err(e) => tracing::error!(error = %e, "cannot bring back the bots that should run"),
+        }
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -220,6 +288,8 @@ impl App {
             }
         };
         self.housekeeping.abort();
+        tracing::info!("stopping bots");
+        self.services.runtime.shutdown().await;
         tracing::info!("stopped");
         result
     }

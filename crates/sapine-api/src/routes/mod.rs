@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod auth;
+pub mod bots;
 pub mod health;
 pub mod me;
 pub mod pages;

@@ -87,6 +87,9 @@ impl Accounts {
         self.store.update_user(&user).await?;
         self.store.revoke_sessions(id, None, now).await?;
         self.cache.forget_user(id);
+        if let Some(lifecycle) = self.lifecycle.get() {
+            lifecycle.banned(id).await;
+        }
         if let Some(ban) = &user.ban {
             self.deliver(mails::banned(&user.email, &ban.reason, ban.until));
         }

@@ -46,7 +46,16 @@ pub struct AccountSettings {
     pub default_plan: PlanName,
 }
 
+/// Told when a user can no longer run anything, so their bots stop with them.
+#[async_trait::async_trait]
+pub trait UserLifecycle: Send + Sync + 'static {
+    async fn banned(&self, user: UserId);
+    /// Runs before the account is deleted; a failure keeps the account.
+    async fn deleting(&self, user: UserId) -> crate::Result<()>;
+}
+
 pub struct Accounts {
+    lifecycle: std::sync::OnceLock<Arc<dyn UserLifecycle>>,
     store: Arc<dyn AccountStore>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
@@ -69,6 +78,7 @@ impl Accounts {
         settings: AccountSettings,
     ) -> Self {
         Self {
+            lifecycle: std::sync::OnceLock::new(),
             store,
             mailer,
             clock,
@@ -78,6 +88,11 @@ impl Accounts {
             settings,
             decoy_hash: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Set once at start-up, after the services that listen exist.
+    pub fn set_lifecycle(&self, lifecycle: Arc<dyn UserLifecycle>) {
+        let _ = self.lifecycle.set(lifecycle);
     }
 
     pub fn settings(&self) -> &AccountSettings {

@@ -51,6 +51,9 @@ impl Accounts {
 
     /// Deletes the account; its sessions end with it.
     pub async fn delete_account(&self, caller: &Caller) -> Result<()> {
+        if let Some(lifecycle) = self.lifecycle.get() {
+            lifecycle.deleting(caller.user.id).await?;
+        }
         self.store.delete_user(caller.user.id).await?;
         self.cache.forget_user(caller.user.id);
         tracing::info!(user = %caller.user.id, "account deleted");

@@ -3,10 +3,16 @@
 mod admin;
 mod bad_input;
 mod binary;
+mod bots;
+mod durability;
 mod login;
 mod persistence;
+mod processes;
 mod profile;
 mod rate_limits;
 mod recovery;
 mod registration;
+mod sandbox;
 mod service;
+mod supervisor;
+mod uploads;

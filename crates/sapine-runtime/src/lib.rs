@@ -1,0 +1,231 @@
+//! Runs bots as sandboxed child processes: unpacks their code safely, confines them with
+//! bubblewrap and cgroups, and supervises them under their restart policy.
+
+pub mod archive;
+pub mod cgroup;
+mod code;
+mod output;
+pub mod sandbox;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sapine_core::Error;
+use sapine_core::bots::{BotId, BotStatus, CodeFormat, CodeInfo, RunObserver, RunSpec, RunState, Runtime};
+use tokio::sync::{mpsc, watch};
+
+use crate::cgroup::{BotCgroup, CgroupLimits, Cgroups};
+use crate::sandbox::Sandbox;
+use crate::supervisor::{Control, Run};
+
+pub use sandbox::SandboxMode;
+
+pub struct ProcessSettings {
+    /// Where each bot's code lives: `<bots_dir>/<id>/code-<version>`.
+    pub bots_dir: PathBuf,
+    pub sandbox: SandboxMode,
+    /// Host paths bots must not see: the data dir, the config file.
+    pub hidden: Vec<PathBuf>,
+    /// Name of Sapine's own cgroup under each hierarchy.
+    pub cgroup_name: String,
+}
+
+/// A supervised bot: how to tell its task what to do and to learn that it has ended.
+struct Supervised {
+    control: mpsc::UnboundedSender<Control>,
+    ended: watch::Receiver<bool>,
+}
+
+pub struct ProcessRuntime {
+    bots_dir: PathBuf,
+    sandbox: Result<Arc<Sandbox>, String>,
+    cgroups: Option<Cgroups>,
+    observer: Arc<dyn RunObserver>,
+    supervised: Mutex<HashMap<BotId, Supervised>>,
+}
+
+impl ProcessRuntime {
+    /// Probes the sandbox and cgroups once. A host that cannot sandbox still serves everything
+    /// but bots, and says why; one without manageable cgroups falls back to rlimits.
+    pub fn new(settings: ProcessSettings, observer: Arc<dyn RunObserver>) -> Self {
+        let sandbox = Sandbox::probe(settings.sandbox, settings.hidden).map(Arc::new);
+        match &sandbox {
+            Ok(s) if s.mode() == SandboxMode::Off => {
+                tracing::warn!("sandbox = \"off\": bots run unconfined, with the server's own rights")
+            }
+            Ok(_) => tracing::info!("bots run sandboxed by bubblewrap"),
+            Err(reason) => {
+                tracing::error!(%reason, "bots cannot be sandboxed on this host and will not start")
+            }
+        }
+        let cgroups = match Cgroups::detect(&settings.cgroup_name) {
+            Ok(c) => {
+                tracing::info!(version = c.version(), "bot limits enforced by cgroups");
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "cgroups cannot be managed: bot limits fall back to rlimits");
+                None
+            }
+        };
+        Self {
+            bots_dir: settings.bots_dir,
+            sandbox,
+            cgroups,
+            observer,
+            supervised: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bot_dir(&self, bot: BotId) -> PathBuf {
+        self.bots_dir.join(bot.to_string())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BotId, Supervised>> {
+        self.supervised
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends `control` to the bot's task, if it has one, and waits for the task to end.
+    async fn end(&self, bot: BotId, control: Control) {
+        let handle = self
+            .lock()
+            .get(&bot)
+            .map(|s| (s.control.clone(), s.ended.clone()));
+        if let Some((sender, mut ended)) = handle {
+            let _ = sender.send(control);
+            let _ = ended.wait_for(|done| *done).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn unavailable_reason(&self) -> Option<String> {
+        self.sandbox.as_ref().err().cloned()
+    }
+
+    async fn install_code(
+        &self,
+        bot: BotId,
+        version: u32,
+        format: CodeFormat,
+        archive: Vec<u8>,
+        max_unpacked_bytes: u64,
+    ) -> Result<CodeInfo, Error> {
+        code::install(self.bot_dir(bot), version, format, archive, max_unpacked_bytes).await
+    }
+
+    async fn start(&self, spec: RunSpec) -> Result<(), Error> {
+        let sandbox = self.sandbox.clone().map_err(Error::Unavailable)?;
+        if self.lock().get(&spec.bot).is_some_and(|s| !*s.ended.borrow()) {
+            return Ok(());
+        }
+        let bot_dir = self.bot_dir(spec.bot);
+        let code_dir = code::prepare_run(&bot_dir, spec.code_version).await?;
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => {
+                let cgroups = cgroups.clone();
+                let key = spec.bot.to_string();
+                let limits = CgroupLimits {
+                    memory_bytes: Some(spec.limits.memory_mb.saturating_mul(1024 * 1024)),
+                    cpu_percent: Some(spec.limits.cpu_percent),
+                    pids: Some(spec.limits.pids),
+                };
+                let created = tokio::task::spawn_blocking(move || cgroups.create(&key, &limits))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .map_err(|e| Error::Internal(format!("cannot create the bot's cgroup: {e}")))?;
+                Some(Arc::new(created))
+            }
+            None => None,
+        };
+        // Reported before answering, so the caller sees the start it asked for at once.
+        let starting = RunState {
+            status: BotStatus::Starting,
+            restarts: spec.restarts,
+            ..RunState::created()
+        };
+        self.observer.run_state(spec.bot, starting).await;
+        let (control, receiver) = mpsc::unbounded_channel();
+        let (ended_tx, ended) = watch::channel(false);
+        let bot = spec.bot;
+        let run = Run {
+            spec,
+            code_dir,
+            sandbox,
+            cgroup: cgroup.clone(),
+            observer: self.observer.clone(),
+        };
+        self.lock().insert(bot, Supervised { control, ended });
+        tokio::spawn(async move {
+            supervisor::supervise(run, receiver).await;
+            if let Some(group) = cgroup {
+                let _ = tokio::task::spawn_blocking(move || group.destroy()).await;
+            }
+            let _ = ended_tx.send(true);
+        });
+        Ok(())
+    }
+
+    async fn stop(&self, bot: BotId) {
+        self.end(bot, Control::Stop).await;
+    }
+
+    async fn kill(&self, bot: BotId) {
+        self.end(bot, Control::Kill).await;
+    }
+
+    async fn remove(&self, bot: BotId) {
+        self.end(bot, Control::Kill).await;
+        self.lock().remove(&bot);
+        let dir = self.bot_dir(bot);
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await;
+        if let Ok(Err(e)) = removed {
+            tracing::error!(bot = %bot, error = %e, "cannot delete the bot's files");
+        }
+    }
+
+    async fn clean_up_leftovers(&self) {
+        let Some(cgroups) = self.cgroups.clone() else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(move || {
+            for key in cgroups.existing() {
+                if let Some(group) = cgroups.open(&key) {
+                    if !group.pids().is_empty() {
+                        tracing::warn!(bot = %key, "ending processes a previous server left behind");
+                    }
+                    BotCgroup::destroy(&group);
+                }
+            }
+        })
+        .await;
+    }
+
+    async fn shutdown(&self) {
+        let handles: Vec<_> = self
+            .lock()
+            .values()
+            .map(|s| (s.control.clone(), s.ended.clone()))
+            .collect();
+        // Every bot is told first, so their stop timeouts run side by side.
+        for (control, _) in &handles {
+            let _ = control.send(Control::Stop);
+        }
+        for (_, mut ended) in handles {
+            let _ = ended.wait_for(|done| *done).await;
+        }
+        if let Some(cgroups) = self.cgroups.clone() {
+            let _ = tokio::task::spawn_blocking(move || cgroups.release()).await;
+        }
+    }
+}

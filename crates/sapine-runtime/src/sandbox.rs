@@ -1,0 +1,243 @@
+//! How one run of a bot is launched: inside bubblewrap (namespaces, a read-only view of the
+//! system, only the bot's own directory writable, a private /tmp, the data dir hidden), joined
+//! to its cgroup, with rlimits and no new privileges.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use sapine_core::bots::RunSpec;
+
+use crate::cgroup::BotCgroup;
+
+/// The PATH a bot gets when its own environment sets none: programs must be found somehow,
+/// and this reveals nothing of the server's.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Inside the sandbox bots run as this unprivileged user of their own user namespace.
+const SANDBOX_UID: &str = "1000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// bubblewrap is required; bots do not start without it.
+    On,
+    /// Plain child processes: only for hosts that cannot sandbox, set explicitly by the operator.
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    mode: SandboxMode,
+    bwrap: Option<PathBuf>,
+    /// Host paths a bot must not see (the data dir, the config file), covered by empty tmpfs.
+    hidden: Vec<PathBuf>,
+}
+
+impl Sandbox {
+    /// Checks that the kernel and bubblewrap can sandbox; the error says why not.
+    pub fn probe(mode: SandboxMode, hidden: Vec<PathBuf>) -> Result<Self, String> {
+        if mode == SandboxMode::Off {
+            return Ok(Self {
+                mode,
+                bwrap: None,
+                hidden,
+            });
+        }
+        let bwrap = find_in_path("bwrap").ok_or(
+            "bubblewrap (`bwrap`) is not installed: install it (e.g. `apt-get install bubblewrap`) \
+             or set sandbox = \"off\" to run bots unconfined",
+        )?;
+        let output = std::process::Command::new(&bwrap)
+            .args([
+                "--unshare-user",
+                "--unshare-pid",
+                "--unshare-ipc",
+                "--unshare-uts",
+            ])
+            .args([
+                "--ro-bind",
+                "/",
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--",
+                "true",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "the kernel refused to create a sandbox ({}); allow unprivileged user namespaces or set \
+                 sandbox = \"off\"",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        let hidden = hidden
+            .into_iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        Ok(Self {
+            mode,
+            bwrap: Some(bwrap),
+            hidden,
+        })
+    }
+
+    pub fn mode(&self) -> SandboxMode {
+        self.mode
+    }
+
+    /// The command for one run of `spec` with `code_dir` as its writable working directory,
+    /// and the cgroup files its child joins through: keep them open until it is spawned.
+    pub fn command(
+        &self,
+        spec: &RunSpec,
+        code_dir: &Path,
+        cgroup: Option<&BotCgroup>,
+    ) -> std::io::Result<(tokio::process::Command, Vec<OwnedFd>)> {
+        let argv = spec.command.argv();
+        let mut command = match &self.bwrap {
+            Some(bwrap) => {
+                let mut c = tokio::process::Command::new(bwrap);
+                c.args(self.bwrap_args(spec, code_dir)).arg("--").args(argv);
+                c
+            }
+            None => {
+                let mut c = tokio::process::Command::new(&argv[0]);
+                c.args(&argv[1..]).current_dir(code_dir);
+                c
+            }
+        };
+        // Passed as the process environment rather than `--setenv`, so secrets never appear
+        // on a command line that other users of the host can read.
+        command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
+        if !spec.env.iter().any(|(k, _)| k == "PATH") {
+            command.env("PATH", DEFAULT_PATH);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let cgroup_files = match cgroup {
+            Some(group) => group.procs_files().map_err(std::io::Error::other)?,
+            None => Vec::new(),
+        };
+        let limits = Rlimits {
+            file_bytes: spec.limits.disk_mb.saturating_mul(1024 * 1024),
+            // Without a cgroup the address-space limit is the only memory bound left.
+            address_space: cgroup
+                .is_none()
+                .then(|| spec.limits.memory_mb.saturating_mul(1024 * 1024)),
+        };
+        let fds: Vec<RawFd> = cgroup_files.iter().map(AsRawFd::as_raw_fd).collect();
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+        // functions (write, setrlimit, prctl) on data prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                BotCgroup::join_from_child(&fds)?;
+                limits.apply()?;
+                confine()
+            });
+        }
+        Ok((command, cgroup_files))
+    }
+
+    fn bwrap_args(&self, spec: &RunSpec, code_dir: &Path) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--die-with-parent",
+            "--unshare-user",
+            "--uid",
+            SANDBOX_UID,
+            "--gid",
+            SANDBOX_UID,
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "sapine-bot",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+        ]
+        .map(String::from)
+        .to_vec();
+        if !spec.limits.network {
+            args.push("--unshare-net".into());
+        }
+        for hidden in &self.hidden {
+            args.extend(["--tmpfs".into(), hidden.display().to_string()]);
+        }
+        let code = code_dir.display().to_string();
+        args.extend([
+            "--bind".into(),
+            code.clone(),
+            code.clone(),
+            "--chdir".into(),
+            code,
+        ]);
+        args
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Rlimits {
+    file_bytes: u64,
+    address_space: Option<u64>,
+}
+
+impl Rlimits {
+    fn apply(&self) -> std::io::Result<()> {
+        set_rlimit(libc::RLIMIT_FSIZE, self.file_bytes)?;
+        set_rlimit(libc::RLIMIT_CORE, 0)?;
+        if let Some(bytes) = self.address_space {
+            set_rlimit(libc::RLIMIT_AS, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads the struct we pass and nothing else.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// No setuid binary can raise the bot's privileges, and the bot dies with the server's
+/// supervising thread, so a killed server leaves no bot running unsupervised.
+fn confine() -> std::io::Result<()> {
+    // SAFETY: prctl with these options takes integer arguments only.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/bin".into()])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}

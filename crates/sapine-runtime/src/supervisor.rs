@@ -1,0 +1,311 @@
+//! One task per running bot: spawn it, capture its output, wait for it to end, and apply its
+//! restart policy, reporting every change to the observer.
+
+use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sapine_core::bots::{
+    BotStatus, Crash, ExitInfo, ExitReason, RestartMode, RunObserver, RunSpec, RunState,
+};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+
+use crate::cgroup::BotCgroup;
+use crate::output::OutputRing;
+use crate::sandbox::{Sandbox, SandboxMode};
+
+/// Lines a crash record keeps.
+const CRASH_LINES: usize = 50;
+/// How long to wait for the last output after the process ended.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM to the whole tree, SIGKILL after the stop timeout.
+    Stop,
+    /// SIGKILL to the whole tree at once.
+    Kill,
+}
+
+pub struct Run {
+    pub spec: RunSpec,
+    pub code_dir: PathBuf,
+    pub sandbox: Arc<Sandbox>,
+    pub cgroup: Option<Arc<BotCgroup>>,
+    pub observer: Arc<dyn RunObserver>,
+}
+
+/// How one spawned process ended.
+enum Ending {
+    Exited(ExitStatus),
+    Stopped(ExitReason, ExitStatus),
+}
+
+pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) {
+    let policy = run.spec.policy;
+    let mut state = RunState {
+        restarts: run.spec.restarts,
+        ..RunState::created()
+    };
+    let mut consecutive_failures = 0u32;
+    let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
+    let ring = OutputRing::default();
+    loop {
+        state.status = BotStatus::Starting;
+        state.pid = None;
+        run.observer.run_state(run.spec.bot, state.clone()).await;
+        let (oom_before, pids_before) = run
+            .cgroup
+            .as_ref()
+            .map_or((0, 0), |g| (g.oom_kills(), g.pids_max_hits()));
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let (exit, readers) = match spawn(&run, &ring) {
+            Ok((mut child, readers)) => {
+                state.status = BotStatus::Running;
+                state.pid = child.id();
+                state.started_at = Some(started_at);
+                run.observer.run_state(run.spec.bot, state.clone()).await;
+                let ending = tokio::select! {
+                    status = child.wait() => status.map(Ending::Exited),
+                    command = control.recv() => {
+                        let command = command.unwrap_or(Control::Kill);
+                        if command == Control::Stop {
+                            state.status = BotStatus::Stopping;
+                            run.observer.run_state(run.spec.bot, state.clone()).await;
+                        }
+                        end_run(&run, &mut child, command).await
+                    }
+                };
+                let exit = match ending {
+                    Ok(Ending::Exited(status)) => {
+                        let (exit_code, signal) = decode(status, run.sandbox.mode());
+                        let (oom_after, pids_after) = run
+                            .cgroup
+                            .as_ref()
+                            .map_or((0, 0), |g| (g.oom_kills(), g.pids_max_hits()));
+                        let reason = if oom_after > oom_before {
+                            ExitReason::MemoryLimit
+                        } else if pids_after > pids_before && exit_code != Some(0) {
+                            ExitReason::PidsLimit
+                        } else if signal.is_some() {
+                            ExitReason::Signal
+                        } else {
+                            ExitReason::Exit
+                        };
+                        exit_info(reason, exit_code, signal, started)
+                    }
+                    Ok(Ending::Stopped(reason, status)) => {
+                        let (exit_code, signal) = decode(status, run.sandbox.mode());
+                        exit_info(reason, exit_code, signal, started)
+                    }
+                    Err(e) => {
+                        tracing::error!(bot = %run.spec.bot, error = %e, "lost track of a bot process");
+                        exit_info(ExitReason::Killed, None, None, started)
+                    }
+                };
+                (exit, readers)
+            }
+            Err(e) => {
+                ring.push_system(format!(
+                    "sapine: cannot start {:?}: {e}",
+                    run.spec.command.argv()[0]
+                ));
+                (
+                    exit_info(ExitReason::SpawnFailed, None, None, started),
+                    Vec::new(),
+                )
+            }
+        };
+        clean_up_tree(&run).await;
+        for reader in readers {
+            let _ = tokio::time::timeout(OUTPUT_GRACE, reader).await;
+        }
+        let success = exit.is_success();
+        let stopped = matches!(exit.reason, ExitReason::Stopped | ExitReason::Killed);
+        let uptime = Duration::from_millis(exit.uptime_ms);
+        state.pid = None;
+        state.last_exit = Some(exit.clone());
+        if !success && !stopped {
+            let crash = Crash {
+                exit: exit.clone(),
+                last_lines: ring.last(CRASH_LINES),
+            };
+            run.observer.crashed(run.spec.bot, crash).await;
+        }
+        let restart = !stopped
+            && match policy.mode {
+                RestartMode::Always => true,
+                RestartMode::OnFailure => !success,
+                RestartMode::Never => false,
+            };
+        if !restart {
+            state.status = if success || stopped {
+                BotStatus::Stopped
+            } else {
+                BotStatus::Failed
+            };
+            run.observer.run_state(run.spec.bot, state).await;
+            return;
+        }
+        if uptime >= Duration::from_millis(policy.min_uptime_ms) {
+            consecutive_failures = 0;
+        }
+        consecutive_failures += 1;
+        let now = Instant::now();
+        let window = Duration::from_millis(policy.window_ms);
+        recent_restarts.retain(|at| now.duration_since(*at) < window);
+        if recent_restarts.len() >= policy.max_restarts as usize {
+            tracing::warn!(bot = %run.spec.bot, restarts = recent_restarts.len(), "bot keeps crashing; giving up");
+            state.status = BotStatus::Failed;
+            run.observer.run_state(run.spec.bot, state).await;
+            return;
+        }
+        recent_restarts.push_back(now);
+        let wait = Duration::from_millis(policy.backoff_ms(consecutive_failures));
+        if !wait.is_zero() {
+            state.status = BotStatus::Backoff;
+            run.observer.run_state(run.spec.bot, state.clone()).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                command = control.recv() => {
+                    let reason = match command {
+                        Some(Control::Stop) => ExitReason::Stopped,
+                        _ => ExitReason::Killed,
+                    };
+                    if let Some(last) = state.last_exit.as_mut() {
+                        last.reason = reason;
+                    }
+                    state.status = BotStatus::Stopped;
+                    run.observer.run_state(run.spec.bot, state).await;
+                    return;
+                }
+            }
+        }
+        state.restarts += 1;
+    }
+}
+
+type Readers = Vec<tokio::task::JoinHandle<()>>;
+
+fn spawn(run: &Run, ring: &OutputRing) -> std::io::Result<(Child, Readers)> {
+    let (mut command, _cgroup_files) =
+        run.sandbox
+            .command(&run.spec, &run.code_dir, run.cgroup.as_deref())?;
+    let mut child = command.spawn()?;
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(tokio::spawn(ring.clone().capture(stdout)));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(tokio::spawn(ring.clone().capture(stderr)));
+    }
+    Ok((child, readers))
+}
+
+/// Ends a run on request: SIGTERM to every process of the bot, SIGKILL to all of them after the
+/// stop timeout (or at once for `Kill`).
+async fn end_run(run: &Run, child: &mut Child, command: Control) -> std::io::Result<Ending> {
+    if command == Control::Stop {
+        signal_tree(run, child.id(), libc::SIGTERM).await;
+        let timeout = Duration::from_millis(run.spec.policy.stop_timeout_ms);
+        if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
+            return Ok(Ending::Stopped(ExitReason::Stopped, status?));
+        }
+        tracing::info!(bot = %run.spec.bot, "bot ignored SIGTERM; killing it");
+    }
+    signal_tree(run, child.id(), libc::SIGKILL).await;
+    let status = child.wait().await?;
+    let reason = if command == Control::Stop {
+        ExitReason::Stopped
+    } else {
+        ExitReason::Killed
+    };
+    Ok(Ending::Stopped(reason, status))
+}
+
+/// Signals every process of the bot: its cgroup's members and its process group. Under
+/// bubblewrap the outer `bwrap` process itself is spared all but SIGKILL, because its death
+/// kills the sandbox at once and would turn a polite SIGTERM into a SIGKILL.
+async fn signal_tree(run: &Run, leader: Option<u32>, signal: i32) {
+    let Some(leader) = leader.and_then(|pid| i32::try_from(pid).ok()) else {
+        return;
+    };
+    let spare = (run.sandbox.mode() == SandboxMode::On && signal != libc::SIGKILL).then_some(leader);
+    let cgroup = run.cgroup.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut pids = group_members(leader);
+        if let Some(group) = &cgroup {
+            if signal == libc::SIGKILL {
+                group.signal_all(libc::SIGKILL);
+            }
+            pids.extend(group.pids());
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in pids.into_iter().filter(|p| Some(*p) != spare) {
+            // SAFETY: kill takes plain integers; a pid that has gone away just fails.
+            unsafe { libc::kill(pid, signal) };
+        }
+    })
+    .await;
+}
+
+/// Whatever is left of the bot after its main process ended (daemonized children) is killed,
+/// so nothing runs unsupervised.
+async fn clean_up_tree(run: &Run) {
+    let cgroup = run.cgroup.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(group) = cgroup {
+            group.signal_all(libc::SIGKILL);
+        }
+    })
+    .await;
+}
+
+/// Processes whose process group is `pgid`, found through /proc.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // The command name in parentheses may contain spaces; fields follow the last ')'.
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split(' ').nth(2)?.parse::<i32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+/// Exit code or signal. bubblewrap reports a sandboxed process killed by signal N as exit
+/// code 128 + N, like a shell.
+fn decode(status: ExitStatus, mode: SandboxMode) -> (Option<i32>, Option<i32>) {
+    if let Some(signal) = status.signal() {
+        return (None, Some(signal));
+    }
+    match status.code() {
+        Some(code) if mode == SandboxMode::On && (129..=128 + 64).contains(&code) => (None, Some(code - 128)),
+        code => (code, None),
+    }
+}
+
+fn exit_info(reason: ExitReason, exit_code: Option<i32>, signal: Option<i32>, started: Instant) -> ExitInfo {
+    ExitInfo {
+        at: Utc::now(),
+        exit_code,
+        signal,
+        reason,
+        uptime_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
