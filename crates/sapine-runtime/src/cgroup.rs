@@ -406,6 +406,9 @@ impl BotCgroup {
             && self
                 .dir(Controller::Pids)
                 .is_some_and(|dir| write_file(&dir.join("cgroup.kill"), "1").is_ok());
+        // Killed processes usually leave within a millisecond; polling starts fast so that a
+        // restart does not wait a whole interval for them.
+        let mut pause = Duration::from_micros(250);
         loop {
             let pids = self.pids();
             if pids.is_empty() {
@@ -418,7 +421,8 @@ impl BotCgroup {
             if !killed_atomically {
                 send_signal(&pids, libc::SIGKILL);
             }
-            sleep(POLL_INTERVAL);
+            sleep(pause);
+            pause = (pause * 2).min(POLL_INTERVAL);
         }
     }
 

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cgroup;
 mod code;
 mod output;
+mod reporter;
 pub mod sandbox;
 mod supervisor;
 
@@ -18,6 +19,7 @@ use sapine_core::bots::{BotId, BotStatus, CodeFormat, CodeInfo, RunObserver, Run
 use tokio::sync::{mpsc, watch};
 
 use crate::cgroup::{BotCgroup, CgroupLimits, Cgroups};
+use crate::reporter::Reporter;
 use crate::sandbox::Sandbox;
 use crate::supervisor::{Control, Run};
 
@@ -43,7 +45,7 @@ pub struct ProcessRuntime {
     bots_dir: PathBuf,
     sandbox: Result<Arc<Sandbox>, String>,
     cgroups: Option<Cgroups>,
-    observer: Arc<dyn RunObserver>,
+    reporter: Reporter,
     supervised: Mutex<HashMap<BotId, Supervised>>,
 }
 
@@ -75,7 +77,7 @@ impl ProcessRuntime {
             bots_dir: settings.bots_dir,
             sandbox,
             cgroups,
-            observer,
+            reporter: Reporter::spawn(observer),
             supervised: Mutex::new(HashMap::new()),
         }
     }
@@ -150,7 +152,7 @@ impl Runtime for ProcessRuntime {
             restarts: spec.restarts,
             ..RunState::created()
         };
-        self.observer.run_state(spec.bot, starting).await;
+        let reported = self.reporter.state_delivered(spec.bot, starting);
         let (control, receiver) = mpsc::unbounded_channel();
         let (ended_tx, ended) = watch::channel(false);
         let bot = spec.bot;
@@ -159,7 +161,7 @@ impl Runtime for ProcessRuntime {
             code_dir,
             sandbox,
             cgroup: cgroup.clone(),
-            observer: self.observer.clone(),
+            reporter: self.reporter.clone(),
         };
         self.lock().insert(bot, Supervised { control, ended });
         tokio::spawn(async move {
@@ -169,6 +171,7 @@ impl Runtime for ProcessRuntime {
             }
             let _ = ended_tx.send(true);
         });
+        reported.await;
         Ok(())
     }
 

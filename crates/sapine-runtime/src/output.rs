@@ -10,6 +10,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 pub const MAX_LINE_BYTES: u64 = 16 * 1024;
 /// Lines kept per bot.
 const RING_LINES: usize = 100;
+/// Read buffer per stream: small, because most bots are idle most of the time and every
+/// running bot holds two; longer lines are assembled across reads.
+const READ_BUFFER: usize = 1024;
 
 #[derive(Clone, Default)]
 pub struct OutputRing {
@@ -47,7 +50,7 @@ impl OutputRing {
 
     /// Reads `stream` to its end, one line at a time; invalid UTF-8 is replaced.
     pub async fn capture(self, stream: impl AsyncRead + Unpin) {
-        let mut reader = BufReader::new(stream);
+        let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
         let mut buf = Vec::new();
         loop {
             buf.clear();

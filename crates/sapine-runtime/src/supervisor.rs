@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sapine_core::bots::{
-    BotStatus, Crash, ExitInfo, ExitReason, RestartMode, RunObserver, RunSpec, RunState,
-};
+use sapine_core::bots::{BotStatus, Crash, ExitInfo, ExitReason, RestartMode, RunSpec, RunState};
 use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use crate::cgroup::BotCgroup;
 use crate::output::OutputRing;
+use crate::reporter::Reporter;
 use crate::sandbox::{Sandbox, SandboxMode};
 
 /// Lines a crash record keeps.
@@ -37,7 +36,7 @@ pub struct Run {
     pub code_dir: PathBuf,
     pub sandbox: Arc<Sandbox>,
     pub cgroup: Option<Arc<BotCgroup>>,
-    pub observer: Arc<dyn RunObserver>,
+    pub reporter: Reporter,
 }
 
 /// How one spawned process ended.
@@ -55,10 +54,14 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
     let mut consecutive_failures = 0u32;
     let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
     let ring = OutputRing::default();
+    let mut first = true;
     loop {
         state.status = BotStatus::Starting;
         state.pid = None;
-        run.observer.run_state(run.spec.bot, state.clone()).await;
+        // The first start was reported by whoever asked for it.
+        if !std::mem::take(&mut first) {
+            run.reporter.state(run.spec.bot, state.clone());
+        }
         let (oom_before, pids_before) = run
             .cgroup
             .as_ref()
@@ -70,14 +73,14 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
                 state.status = BotStatus::Running;
                 state.pid = child.id();
                 state.started_at = Some(started_at);
-                run.observer.run_state(run.spec.bot, state.clone()).await;
+                run.reporter.state(run.spec.bot, state.clone());
                 let ending = tokio::select! {
                     status = child.wait() => status.map(Ending::Exited),
                     command = control.recv() => {
                         let command = command.unwrap_or(Control::Kill);
                         if command == Control::Stop {
                             state.status = BotStatus::Stopping;
-                            run.observer.run_state(run.spec.bot, state.clone()).await;
+                            run.reporter.state(run.spec.bot, state.clone());
                         }
                         end_run(&run, &mut child, command).await
                     }
@@ -122,7 +125,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
                 )
             }
         };
-        clean_up_tree(&run).await;
+        clean_up_tree(&run);
         for reader in readers {
             let _ = tokio::time::timeout(OUTPUT_GRACE, reader).await;
         }
@@ -136,7 +139,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
                 exit: exit.clone(),
                 last_lines: ring.last(CRASH_LINES),
             };
-            run.observer.crashed(run.spec.bot, crash).await;
+            run.reporter.crash(run.spec.bot, crash);
         }
         let restart = !stopped
             && match policy.mode {
@@ -150,7 +153,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
             } else {
                 BotStatus::Failed
             };
-            run.observer.run_state(run.spec.bot, state).await;
+            run.reporter.state_delivered(run.spec.bot, state).await;
             return;
         }
         if uptime >= Duration::from_millis(policy.min_uptime_ms) {
@@ -163,14 +166,14 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
         if recent_restarts.len() >= policy.max_restarts as usize {
             tracing::warn!(bot = %run.spec.bot, restarts = recent_restarts.len(), "bot keeps crashing; giving up");
             state.status = BotStatus::Failed;
-            run.observer.run_state(run.spec.bot, state).await;
+            run.reporter.state_delivered(run.spec.bot, state).await;
             return;
         }
         recent_restarts.push_back(now);
         let wait = Duration::from_millis(policy.backoff_ms(consecutive_failures));
         if !wait.is_zero() {
             state.status = BotStatus::Backoff;
-            run.observer.run_state(run.spec.bot, state.clone()).await;
+            run.reporter.state(run.spec.bot, state.clone());
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 command = control.recv() => {
@@ -182,7 +185,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
                         last.reason = reason;
                     }
                     state.status = BotStatus::Stopped;
-                    run.observer.run_state(run.spec.bot, state).await;
+                    run.reporter.state_delivered(run.spec.bot, state).await;
                     return;
                 }
             }
@@ -257,15 +260,16 @@ async fn signal_tree(run: &Run, leader: Option<u32>, signal: i32) {
 }
 
 /// Whatever is left of the bot after its main process ended (daemonized children) is killed,
-/// so nothing runs unsupervised.
-async fn clean_up_tree(run: &Run) {
-    let cgroup = run.cgroup.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Some(group) = cgroup {
-            group.signal_all(libc::SIGKILL);
+/// so nothing runs unsupervised. Not waited for: under bubblewrap the rest of the sandbox is
+/// already dying with its init, and a restart should not wait for the kernel to reap it. Reading
+/// the cgroup's member list is a small in-memory file, cheap enough for the async thread.
+fn clean_up_tree(run: &Run) {
+    if let Some(group) = &run.cgroup {
+        for pid in group.pids() {
+            // SAFETY: kill takes plain integers; a pid that has gone away just fails.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-    })
-    .await;
+    }
 }
 
 /// Processes whose process group is `pgid`, found through /proc.

@@ -125,6 +125,33 @@ async fn bad_settings_stop_start_up_naming_the_key() {
             None,
             "runtime",
         ),
+        (
+            vec!["--data-dir", data, "serve"],
+            Some(("SAPINE_SANDBOX", "maybe")),
+            "sandbox",
+        ),
+        (
+            vec![
+                "--data-dir",
+                data,
+                "--set",
+                "plan_limits=free: memory_mb=lots",
+                "serve",
+            ],
+            None,
+            "plan_limits",
+        ),
+        (
+            vec![
+                "--data-dir",
+                data,
+                "--set",
+                "plan_limits=gold: max_bots=1",
+                "serve",
+            ],
+            None,
+            "plan_limits",
+        ),
     ] {
         let mut command = sapine();
         command.args(&args).envs(env);

@@ -56,19 +56,19 @@ struct Server {
 }
 
 async fn serve(data_dir: &std::path::Path) -> Server {
+    serve_with(data_dir, &std::env::var("PATH").unwrap_or_default(), &[]).await
+}
+
+async fn serve_with(data_dir: &std::path::Path, path: &str, settings: &[&str]) -> Server {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let child = Command::new(env!("CARGO_BIN_EXE_sapine"))
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args([
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .env("PATH", path)
+        .args(["--data-dir", data_dir.to_str().unwrap()])
+        .args(settings)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -120,13 +120,11 @@ async fn wait_running(client: &reqwest::Client, base: &str, token: &str, bot: &s
     panic!("the bot is not running");
 }
 
-#[tokio::test]
-async fn after_sigterm_or_sigkill_of_the_server_every_bot_is_back_exactly_once() {
-    let data = tempfile::tempdir().unwrap();
+async fn create_operator(data_dir: &std::path::Path) {
     let mut create = Command::new(env!("CARGO_BIN_EXE_sapine"))
         .args([
             "--data-dir",
-            data.path().to_str().unwrap(),
+            data_dir.to_str().unwrap(),
             "admin",
             "create-user",
             "--email",
@@ -143,7 +141,48 @@ async fn after_sigterm_or_sigkill_of_the_server_every_bot_is_back_exactly_once()
         stdin.write_all(PASSWORD.as_bytes()).await.unwrap();
     }
     assert!(create.wait().await.unwrap().success());
+}
 
+/// Creates a bot with `command` and trivial code, and asks for it to start.
+async fn start_bot(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: Value,
+) -> (String, reqwest::Response) {
+    let bot: Value = client
+        .post(format!("{base}/api/v1/bots"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = bot["id"].as_str().unwrap().to_owned();
+    let upload = client
+        .put(format!("{base}/api/v1/bots/{id}/code"))
+        .bearer_auth(token)
+        .header("content-type", "application/gzip")
+        .body(sapine_testkit::tar_gz(&[("x", "")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 200);
+    let start = client
+        .post(format!("{base}/api/v1/bots/{id}/start"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (id, start)
+}
+
+#[tokio::test]
+async fn after_sigterm_or_sigkill_of_the_server_every_bot_is_back_exactly_once() {
+    let data = tempfile::tempdir().unwrap();
+    create_operator(data.path()).await;
     let client = reqwest::Client::new();
     let server = serve(data.path()).await;
     let token = login(&client, &server.base).await;
@@ -152,34 +191,9 @@ async fn after_sigterm_or_sigkill_of_the_server_every_bot_is_back_exactly_once()
         .collect();
     let mut bots = Vec::new();
     for (i, marker) in markers.iter().enumerate() {
-        let bot: Value = client
-            .post(format!("{}/api/v1/bots", server.base))
-            .bearer_auth(&token)
-            .json(
-                &json!({"name": format!("bot-{i}"), "command": ["sleep", "600"], "env": {"MARKER": marker}}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = bot["id"].as_str().unwrap().to_owned();
-        let upload = client
-            .put(format!("{}/api/v1/bots/{id}/code", server.base))
-            .bearer_auth(&token)
-            .header("content-type", "application/gzip")
-            .body(sapine_testkit::tar_gz(&[("x", "")]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(upload.status(), 200);
-        let start = client
-            .post(format!("{}/api/v1/bots/{id}/start", server.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let body =
+            json!({"name": format!("bot-{i}"), "command": ["sleep", "600"], "env": {"MARKER": marker}});
+        let (id, start) = start_bot(&client, &server.base, &token, body).await;
         assert_eq!(start.status(), 202);
         wait_running(&client, &server.base, &token, &id).await;
         bots.push(id);
@@ -204,4 +218,44 @@ async fn after_sigterm_or_sigkill_of_the_server_every_bot_is_back_exactly_once()
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(all_once(), "signal {signal}: each bot runs exactly once");
     }
+}
+
+#[tokio::test]
+async fn without_a_sandbox_bots_are_refused_until_the_operator_turns_it_off() {
+    let data = tempfile::tempdir().unwrap();
+    create_operator(data.path()).await;
+    let client = reqwest::Client::new();
+    // No bubblewrap on this PATH: the server must say so and keep bots from starting.
+    let mut server = serve_with(data.path(), "/nonexistent", &[]).await;
+    let token = login(&client, &server.base).await;
+    let (id, start) = start_bot(
+        &client,
+        &server.base,
+        &token,
+        json!({"name": "unboxed", "command": ["sleep", "600"]}),
+    )
+    .await;
+    assert_eq!(start.status(), 503);
+    let problem: Value = start.json().await.unwrap();
+    assert_eq!(problem["code"], "runtime_unavailable");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("sandbox = \"off\""),
+        "{problem}"
+    );
+    assert_eq!(
+        status(&client, &server.base, &token, &id).await["status"],
+        "created"
+    );
+    server.child.kill().await.unwrap();
+
+    let server = serve_with(data.path(), "/nonexistent", &["--set", "sandbox=off"]).await;
+    let token = login(&client, &server.base).await;
+    let start = client
+        .post(format!("{}/api/v1/bots/{id}/start", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 202);
+    wait_running(&client, &server.base, &token, &id).await;
 }
