@@ -132,6 +132,19 @@ def sapine():
         api.token = api.call("POST", "/api/v1/auth/login", {"email": "bench@example.com", "password": PASSWORD})["access_token"]
         code = tar_gz_empty()
 
+        # The crash loop runs first, on a quiet server, as PM2's does.
+        crash = api.call("POST", "/api/v1/bots", {
+            "name": "crasher", "command": ["sh", "-c", STAMP + "; exit 1"],
+            "restart_policy": {"mode": "on_failure", "backoff_initial_ms": 0, "backoff_max_ms": 0,
+                               "max_restarts": 10000, "window_ms": 1000, "min_uptime_ms": 0},
+        })
+        api.call("PUT", f"/api/v1/bots/{crash['id']}/code", data=code, content_type="application/gzip")
+        api.call("POST", f"/api/v1/bots/{crash['id']}/start")
+        time.sleep(3.0)
+        api.call("POST", f"/api/v1/bots/{crash['id']}/kill")
+        stamps = read_stamps(os.path.join(data, "bots", crash["id"], "code-1", "stamps"))
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+
         ids = []
         for i in range(BOTS):
             bot = api.call("POST", "/api/v1/bots", {
@@ -157,17 +170,6 @@ def sapine():
 
         for bot_id in ids:
             api.call("POST", f"/api/v1/bots/{bot_id}/kill")
-        crash = api.call("POST", "/api/v1/bots", {
-            "name": "crasher", "command": ["sh", "-c", STAMP + "; exit 1"],
-            "restart_policy": {"mode": "on_failure", "backoff_initial_ms": 0, "backoff_max_ms": 0,
-                               "max_restarts": 10000, "window_ms": 1000, "min_uptime_ms": 0},
-        })
-        api.call("PUT", f"/api/v1/bots/{crash['id']}/code", data=code, content_type="application/gzip")
-        api.call("POST", f"/api/v1/bots/{crash['id']}/start")
-        time.sleep(3.0)
-        api.call("POST", f"/api/v1/bots/{crash['id']}/kill")
-        stamps = read_stamps(os.path.join(data, "bots", crash["id"], "code-1", "stamps"))
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         return {"idle_kb": idle_kb, "before_kb": before_kb, "loaded_kb": loaded_kb, "threads": threads, "latencies": latencies,
                 "per_bot_ms": per_bot_ms, "gaps": gaps}
     finally:
@@ -194,9 +196,19 @@ def pm2():
         time.sleep(1.0)
         daemon = int(open(os.path.join(home, "pm2.pid")).read())
         idle_kb = rss_kb(daemon)
+        eco = os.path.join(work, "bots.json")
+        crash_dir = tempfile.mkdtemp()
+        json.dump({"apps": [{"name": "crasher", "script": "sh", "args": ["-c", STAMP + "; exit 1"],
+                             "interpreter": "none", "cwd": crash_dir, "autorestart": True, "restart_delay": 0,
+                             "max_restarts": 100000, "min_uptime": 0}]}, open(eco, "w"))
+        run("start", eco)
+        time.sleep(3.0)
+        run("delete", "all")
+        stamps = read_stamps(os.path.join(crash_dir, "stamps"))
+        shutil.rmtree(crash_dir, ignore_errors=True)
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         apps = [{"name": f"idle-{i}", "script": IDLE[0], "args": IDLE[1:], "interpreter": "none",
                  "cwd": work, "autorestart": True} for i in range(BOTS)]
-        eco = os.path.join(work, "bots.json")
         json.dump({"apps": apps}, open(eco, "w"))
         started = time.time()
         run("start", eco)
@@ -206,16 +218,7 @@ def pm2():
         loaded_kb = rss_kb(daemon)
         run("delete", "all")
 
-        crash_dir = tempfile.mkdtemp()
-        json.dump({"apps": [{"name": "crasher", "script": "sh", "args": ["-c", STAMP + "; exit 1"],
-                             "interpreter": "none", "cwd": crash_dir, "autorestart": True, "restart_delay": 0,
-                             "max_restarts": 100000, "min_uptime": 0}]}, open(eco, "w"))
-        run("start", eco)
-        time.sleep(3.0)
-        run("delete", "all")
-        stamps = read_stamps(os.path.join(crash_dir, "stamps"))
-        return {"idle_kb": idle_kb, "loaded_kb": loaded_kb, "per_bot_ms": per_bot_ms,
-                "gaps": [b - a for a, b in zip(stamps, stamps[1:])]}
+        return {"idle_kb": idle_kb, "loaded_kb": loaded_kb, "per_bot_ms": per_bot_ms, "gaps": gaps}
     finally:
         subprocess.run(["pm2", "kill"], env=env, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
