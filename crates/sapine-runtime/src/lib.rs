@@ -86,6 +86,25 @@ impl ProcessRuntime {
         self.bots_dir.join(bot.to_string())
     }
 
+    /// The run's code directory and its fresh cgroup.
+    async fn prepare(&self, spec: &RunSpec) -> Result<(PathBuf, Option<Arc<BotCgroup>>), Error> {
+        let code_dir = code::prepare_run(&self.bot_dir(spec.bot), spec.code_version).await?;
+        let Some(cgroups) = self.cgroups.clone() else {
+            return Ok((code_dir, None));
+        };
+        let key = spec.bot.to_string();
+        let limits = CgroupLimits {
+            memory_bytes: Some(spec.limits.memory_mb.saturating_mul(1024 * 1024)),
+            cpu_percent: Some(spec.limits.cpu_percent),
+            pids: Some(spec.limits.pids),
+        };
+        let created = tokio::task::spawn_blocking(move || cgroups.create(&key, &limits))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(format!("cannot create the bot's cgroup: {e}")))?;
+        Ok((code_dir, Some(Arc::new(created))))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BotId, Supervised>> {
         self.supervised
             .lock()
@@ -124,27 +143,22 @@ impl Runtime for ProcessRuntime {
 
     async fn start(&self, spec: RunSpec) -> Result<(), Error> {
         let sandbox = self.sandbox.clone().map_err(Error::Unavailable)?;
-        if self.lock().get(&spec.bot).is_some_and(|s| !*s.ended.borrow()) {
-            return Ok(());
-        }
-        let bot_dir = self.bot_dir(spec.bot);
-        let code_dir = code::prepare_run(&bot_dir, spec.code_version).await?;
-        let cgroup = match &self.cgroups {
-            Some(cgroups) => {
-                let cgroups = cgroups.clone();
-                let key = spec.bot.to_string();
-                let limits = CgroupLimits {
-                    memory_bytes: Some(spec.limits.memory_mb.saturating_mul(1024 * 1024)),
-                    cpu_percent: Some(spec.limits.cpu_percent),
-                    pids: Some(spec.limits.pids),
-                };
-                let created = tokio::task::spawn_blocking(move || cgroups.create(&key, &limits))
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?
-                    .map_err(|e| Error::Internal(format!("cannot create the bot's cgroup: {e}")))?;
-                Some(Arc::new(created))
+        let (control, receiver) = mpsc::unbounded_channel();
+        let (ended_tx, ended) = watch::channel(false);
+        {
+            // Checked and claimed under one lock, so two starts at once make one supervisor.
+            let mut supervised = self.lock();
+            if supervised.get(&spec.bot).is_some_and(|s| !*s.ended.borrow()) {
+                return Ok(());
             }
-            None => None,
+            supervised.insert(spec.bot, Supervised { control, ended });
+        }
+        let (code_dir, cgroup) = match self.prepare(&spec).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let _ = ended_tx.send(true);
+                return Err(e);
+            }
         };
         // Reported before answering, so the caller sees the start it asked for at once.
         let starting = RunState {
@@ -153,9 +167,6 @@ impl Runtime for ProcessRuntime {
             ..RunState::created()
         };
         let reported = self.reporter.state_delivered(spec.bot, starting);
-        let (control, receiver) = mpsc::unbounded_channel();
-        let (ended_tx, ended) = watch::channel(false);
-        let bot = spec.bot;
         let run = Run {
             spec,
             code_dir,
@@ -163,7 +174,6 @@ impl Runtime for ProcessRuntime {
             cgroup: cgroup.clone(),
             reporter: self.reporter.clone(),
         };
-        self.lock().insert(bot, Supervised { control, ended });
         tokio::spawn(async move {
             supervisor::supervise(run, receiver).await;
             if let Some(group) = cgroup {

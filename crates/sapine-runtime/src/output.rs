@@ -34,6 +34,13 @@ impl OutputRing {
         self.push(line);
     }
 
+    /// Forgets earlier runs' lines, so a crash record shows the run that crashed.
+    pub fn clear(&self) {
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.clear();
+        }
+    }
+
     /// The newest `n` lines, oldest first.
     pub fn last(&self, n: usize) -> Vec<String> {
         self.lines

@@ -62,76 +62,9 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
         if !std::mem::take(&mut first) {
             run.reporter.state(run.spec.bot, state.clone());
         }
-        let (oom_before, pids_before) = run
-            .cgroup
-            .as_ref()
-            .map_or((0, 0), |g| (g.oom_kills(), g.pids_max_hits()));
-        let started = Instant::now();
-        let started_at = Utc::now();
-        let (exit, readers) = match spawn(&run, &ring) {
-            Ok((mut child, readers)) => {
-                state.status = BotStatus::Running;
-                state.pid = child.id();
-                state.started_at = Some(started_at);
-                run.reporter.state(run.spec.bot, state.clone());
-                let ending = tokio::select! {
-                    status = child.wait() => status.map(Ending::Exited),
-                    command = control.recv() => {
-                        let command = command.unwrap_or(Control::Kill);
-                        if command == Control::Stop {
-                            state.status = BotStatus::Stopping;
-                            run.reporter.state(run.spec.bot, state.clone());
-                        }
-                        end_run(&run, &mut child, command).await
-                    }
-                };
-                let exit = match ending {
-                    Ok(Ending::Exited(status)) => {
-                        let (exit_code, signal) = decode(status, run.sandbox.mode());
-                        let (oom_after, pids_after) = run
-                            .cgroup
-                            .as_ref()
-                            .map_or((0, 0), |g| (g.oom_kills(), g.pids_max_hits()));
-                        let reason = if oom_after > oom_before {
-                            ExitReason::MemoryLimit
-                        } else if pids_after > pids_before && exit_code != Some(0) {
-                            ExitReason::PidsLimit
-                        } else if signal.is_some() {
-                            ExitReason::Signal
-                        } else {
-                            ExitReason::Exit
-                        };
-                        exit_info(reason, exit_code, signal, started)
-                    }
-                    Ok(Ending::Stopped(reason, status)) => {
-                        let (exit_code, signal) = decode(status, run.sandbox.mode());
-                        exit_info(reason, exit_code, signal, started)
-                    }
-                    Err(e) => {
-                        tracing::error!(bot = %run.spec.bot, error = %e, "lost track of a bot process");
-                        exit_info(ExitReason::Killed, None, None, started)
-                    }
-                };
-                (exit, readers)
-            }
-            Err(e) => {
-                ring.push_system(format!(
-                    "sapine: cannot start {:?}: {e}",
-                    run.spec.command.argv()[0]
-                ));
-                (
-                    exit_info(ExitReason::SpawnFailed, None, None, started),
-                    Vec::new(),
-                )
-            }
-        };
-        clean_up_tree(&run);
-        for reader in readers {
-            let _ = tokio::time::timeout(OUTPUT_GRACE, reader).await;
-        }
+        let exit = run_once(&run, &ring, &mut control, &mut state).await;
         let success = exit.is_success();
         let stopped = matches!(exit.reason, ExitReason::Stopped | ExitReason::Killed);
-        let uptime = Duration::from_millis(exit.uptime_ms);
         state.pid = None;
         state.last_exit = Some(exit.clone());
         if !success && !stopped {
@@ -156,7 +89,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
             run.reporter.state_delivered(run.spec.bot, state).await;
             return;
         }
-        if uptime >= Duration::from_millis(policy.min_uptime_ms) {
+        if Duration::from_millis(exit.uptime_ms) >= Duration::from_millis(policy.min_uptime_ms) {
             consecutive_failures = 0;
         }
         consecutive_failures += 1;
@@ -177,12 +110,13 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 command = control.recv() => {
-                    let reason = match command {
-                        Some(Control::Stop) => ExitReason::Stopped,
-                        _ => ExitReason::Killed,
-                    };
+                    // Stopped while waiting: the run ends on request, which is what decides
+                    // whether a restarted server brings the bot back (see StoreObserver).
                     if let Some(last) = state.last_exit.as_mut() {
-                        last.reason = reason;
+                        last.reason = match command {
+                            Some(Control::Stop) => ExitReason::Stopped,
+                            _ => ExitReason::Killed,
+                        };
                     }
                     state.status = BotStatus::Stopped;
                     run.reporter.state_delivered(run.spec.bot, state).await;
@@ -192,6 +126,78 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
         }
         state.restarts += 1;
     }
+}
+
+/// One run: spawn, wait for the process to end by itself or on request, classify the end,
+/// and clean up what is left of it.
+async fn run_once(
+    run: &Run,
+    ring: &OutputRing,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    state: &mut RunState,
+) -> ExitInfo {
+    let counters = || {
+        run.cgroup
+            .as_ref()
+            .map_or((0, 0), |g| (g.oom_kills(), g.pids_max_hits()))
+    };
+    let (oom_before, pids_before) = counters();
+    ring.clear();
+    let started = Instant::now();
+    let (mut child, readers) = match spawn(run, ring) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            ring.push_system(format!(
+                "sapine: cannot start {:?}: {e}",
+                run.spec.command.argv()[0]
+            ));
+            return exit_info(ExitReason::SpawnFailed, None, None, started);
+        }
+    };
+    state.status = BotStatus::Running;
+    state.pid = child.id();
+    state.started_at = Some(Utc::now());
+    run.reporter.state(run.spec.bot, state.clone());
+    let ending = tokio::select! {
+        status = child.wait() => status.map(Ending::Exited),
+        command = control.recv() => {
+            let command = command.unwrap_or(Control::Kill);
+            if command == Control::Stop {
+                state.status = BotStatus::Stopping;
+                run.reporter.state(run.spec.bot, state.clone());
+            }
+            end_run(run, &mut child, command).await
+        }
+    };
+    let exit = match ending {
+        Ok(Ending::Exited(status)) => {
+            let (exit_code, signal) = decode(status, run.sandbox.mode());
+            let (oom_after, pids_after) = counters();
+            let reason = if oom_after > oom_before {
+                ExitReason::MemoryLimit
+            } else if pids_after > pids_before && exit_code != Some(0) {
+                ExitReason::PidsLimit
+            } else if signal.is_some() {
+                ExitReason::Signal
+            } else {
+                ExitReason::Exit
+            };
+            exit_info(reason, exit_code, signal, started)
+        }
+        Ok(Ending::Stopped(reason, status)) => {
+            let (exit_code, signal) = decode(status, run.sandbox.mode());
+            exit_info(reason, exit_code, signal, started)
+        }
+        Err(e) => {
+            tracing::error!(bot = %run.spec.bot, error = %e, "lost track of a bot process");
+            exit_info(ExitReason::Killed, None, None, started)
+        }
+    };
+    clean_up_tree(run);
+    for reader in readers {
+        let _ = tokio::time::timeout(OUTPUT_GRACE, reader).await;
+    }
+    exit
 }
 
 type Readers = Vec<tokio::task::JoinHandle<()>>;

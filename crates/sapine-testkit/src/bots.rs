@@ -37,6 +37,20 @@ pub fn zip(files: &[(&str, &str)]) -> Vec<u8> {
     writer.finish().expect("zip").into_inner()
 }
 
+/// Text of `len` characters that gzip cannot shrink much, so size limits trip before the
+/// compression-ratio limit.
+pub fn incompressible(len: usize) -> String {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'!' + (state % 90) as u8)
+        })
+        .collect()
+}
+
 impl TestApp {
     /// Creates a bot and returns it; `extra` fields are merged into the body.
     pub async fn create_bot(&self, token: &str, name: &str, command: &[&str], extra: Value) -> Value {

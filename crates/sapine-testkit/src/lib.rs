@@ -19,7 +19,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use bots::{tar_gz, zip};
+pub use bots::{incompressible, tar_gz, zip};
 pub use clock::ManualClock;
 pub use smtp::SmtpSink;
 

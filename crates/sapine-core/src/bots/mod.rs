@@ -81,14 +81,16 @@ impl Bots {
     /// One of the caller's bots, by id or by name; anyone else's is not found.
     pub async fn find(&self, caller: &Caller, key: &str) -> Result<Bot> {
         let owner = caller.user.id;
-        let bot = match uuid::Uuid::parse_str(key) {
-            Ok(id) => self.store.bot(BotId(id)).await?,
-            Err(_) => match BotName::parse(key) {
-                Ok(name) => self.store.bot_by_name(owner, &name).await?,
-                Err(_) => None,
-            },
-        };
-        bot.filter(|b| b.owner == owner).ok_or(Error::NotFound)
+        if let Ok(id) = uuid::Uuid::parse_str(key)
+            && let Some(bot) = self.store.bot(BotId(id)).await?.filter(|b| b.owner == owner)
+        {
+            return Ok(bot);
+        }
+        // A name may look like a UUID (hex digits and dashes), so names are tried too.
+        match BotName::parse(key) {
+            Ok(name) => self.store.bot_by_name(owner, &name).await?.ok_or(Error::NotFound),
+            Err(_) => Err(Error::NotFound),
+        }
     }
 
     pub async fn create(&self, caller: &Caller, new: NewBot) -> Result<Bot> {

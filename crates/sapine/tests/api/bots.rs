@@ -1,7 +1,9 @@
 //! Bot resources: create, list, get, change, delete, secrets, quotas, and isolation between
 //! users. Bots that actually run are in `supervisor.rs` and `sandbox.rs`.
 
-use sapine_testkit::{Backend, assert_problem, on_both_backends, spawn_app, spawn_app_with, tar_gz};
+use sapine_testkit::{
+    Backend, assert_problem, incompressible, on_both_backends, spawn_app, spawn_app_with, tar_gz,
+};
 use serde_json::{Value, json};
 
 on_both_backends!(
@@ -260,19 +262,6 @@ async fn plans_limit_bots_and_their_resources(backend: Backend) {
         .await;
     assert_eq!(promoted.status(), 200);
     app.create_bot(&token, "three", &["true"], json!({})).await;
-}
-
-/// Text gzip cannot shrink much, so a size limit trips before the compression-ratio one.
-fn incompressible(len: usize) -> String {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(b'!' + (state % 90) as u8)
-        })
-        .collect()
 }
 
 async fn secrets_are_write_only_and_encrypted_at_rest(backend: Backend) {

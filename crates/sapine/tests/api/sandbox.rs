@@ -120,3 +120,42 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
         "escaped"
     );
 }
+
+const DIAL: &str = r#"
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
+    print("network: reached", flush=True)
+except OSError as e:
+    print("network: " + type(e).__name__, flush=True)
+sys.exit(1)
+"#;
+
+#[tokio::test]
+async fn a_plan_without_network_gives_bots_none() {
+    for (network, expected) in [("on", "reached"), ("off", "ConnectionRefusedError")] {
+        let app = sapine_testkit::spawn_app_with(Backend::Sqlite, |c| {
+            c.plan_limits = format!("free: network={network}");
+        })
+        .await;
+        let token = app.user("dialer@example.com").await.access;
+        let port = app.addr.port().to_string();
+        let id = app
+            .deploy(
+                &token,
+                "dialer",
+                &["python3", "dial.py", &port],
+                &[("dial.py", DIAL)],
+                json!({"restart_policy": {"mode": "never"}}),
+            )
+            .await;
+        app.bot_action(&token, &id, "start").await;
+        app.wait_for_status(&token, &id, "failed").await;
+        let crash = &app.crashes(&token, &id).await[0];
+        assert_eq!(
+            crash["last_lines"],
+            json!([format!("network: {expected}")]),
+            "network={network}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use sapine_testkit::{Backend, assert_problem, spawn_app_with, tar_gz, zip};
+use sapine_testkit::{Backend, assert_problem, incompressible, spawn_app_with, tar_gz, zip};
 use serde_json::json;
 
 fn tar_gz_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
@@ -39,6 +39,19 @@ fn raw_entry(
     builder.append(&header, data).unwrap();
 }
 
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
 #[tokio::test]
 async fn hostile_and_oversized_archives_are_refused_and_change_nothing() {
     let app = spawn_app_with(Backend::Sqlite, |c| {
@@ -58,12 +71,7 @@ async fn hostile_and_oversized_archives_are_refused_and_change_nothing() {
         .await;
     assert_eq!(first.status(), 200, "zip uploads work too");
 
-    let outside = app.data_dir().parent().unwrap().to_owned();
-    let before: Vec<_> = std::fs::read_dir(&outside)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
+    let passwd_before = std::fs::metadata("/etc/passwd").unwrap().modified().unwrap();
     let zeros = vec![0u8; 3 * 1024 * 1024];
     let cases: Vec<(&str, Vec<u8>, &str, u16)> = vec![
         (
@@ -123,6 +131,14 @@ async fn hostile_and_oversized_archives_are_refused_and_change_nothing() {
             "application/gzip",
             413,
         ),
+        // Over the server's 1 MiB body limit for JSON but within the plan's upload limit: it
+        // reaches the extractor, which stops at the plan's disk limit.
+        (
+            "bigger than a JSON body",
+            tar_gz(&[("noise.bin", &incompressible(1536 * 1024))]),
+            "application/gzip",
+            413,
+        ),
     ];
     for (what, archive, content_type, status) in cases {
         let response = app.put_code(&token, &id, archive, content_type).await;
@@ -133,6 +149,12 @@ async fn hostile_and_oversized_archives_are_refused_and_change_nothing() {
         };
         let problem = assert_problem(response, status, code).await;
         assert!(!problem.to_string().is_empty(), "{what}");
+        if what == "bigger than a JSON body" {
+            assert!(
+                problem["detail"].as_str().unwrap().contains("total size"),
+                "{problem}"
+            );
+        }
         if status == 413 {
             assert!(
                 problem["detail"].as_str().unwrap().contains("limit"),
@@ -140,17 +162,19 @@ async fn hostile_and_oversized_archives_are_refused_and_change_nothing() {
             );
         }
     }
-    let after: Vec<_> = std::fs::read_dir(&outside)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(
-        before.len(),
-        after.len(),
-        "nothing was written outside the data dir"
-    );
+    let written = files_under(app.data_dir());
+    for name in ["escaped.txt", "passwd", "null", "pipe", "link"] {
+        assert!(
+            !written.iter().any(|p| p.ends_with(name)),
+            "{name} written: {written:?}"
+        );
+    }
+    assert!(!app.data_dir().parent().unwrap().join("escaped.txt").exists());
     assert!(!std::path::Path::new("/tmp/escaped.txt").exists());
+    assert_eq!(
+        std::fs::metadata("/etc/passwd").unwrap().modified().unwrap(),
+        passwd_before
+    );
     let bot = app.bot(&token, &id).await;
     assert_eq!(bot["code_version"], 1, "failed uploads do not bump the version");
     let code = app.data_dir().join("bots").join(&id).join("code-1");
