@@ -23,6 +23,7 @@ pub async fn install(
     format: CodeFormat,
     archive: Vec<u8>,
     max_bytes: u64,
+    owner: Option<u32>,
 ) -> Result<CodeInfo, Error> {
     let kind = match format {
         CodeFormat::TarGz => ArchiveKind::TarGz,
@@ -39,6 +40,9 @@ pub async fn install(
         std::fs::create_dir(&incoming).map_err(internal)?;
         let extracted = archive::extract(kind, &archive, &incoming, &limits);
         let result = extracted.map_err(refused).and_then(|info| {
+            if let Some(owner) = owner {
+                give_to(&incoming, owner).map_err(internal)?;
+            }
             let target = code_dir(&bot_dir, version);
             if target.exists() {
                 std::fs::remove_dir_all(&target).map_err(internal)?;
@@ -82,6 +86,20 @@ pub async fn prepare_run(bot_dir: &Path, version: u32) -> Result<PathBuf, Error>
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+/// Makes the bot's host user own its code, so the bot can write its own directory.
+fn give_to(dir: &Path, owner: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(owner), Some(owner))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            give_to(&entry.path(), owner)?;
+        } else {
+            std::os::unix::fs::lchown(entry.path(), Some(owner), Some(owner))?;
+        }
+    }
+    Ok(())
 }
 
 fn internal(e: std::io::Error) -> Error {

@@ -138,7 +138,16 @@ impl Runtime for ProcessRuntime {
         archive: Vec<u8>,
         max_unpacked_bytes: u64,
     ) -> Result<CodeInfo, Error> {
-        code::install(self.bot_dir(bot), version, format, archive, max_unpacked_bytes).await
+        let owner = self.sandbox.as_ref().ok().and_then(|s| s.host_user());
+        code::install(
+            self.bot_dir(bot),
+            version,
+            format,
+            archive,
+            max_unpacked_bytes,
+            owner,
+        )
+        .await
     }
 
     async fn start(&self, spec: RunSpec) -> Result<(), Error> {

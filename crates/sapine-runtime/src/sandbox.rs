@@ -3,6 +3,7 @@
 //! to its cgroup, with rlimits and no new privileges.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -15,6 +16,10 @@ use crate::cgroup::BotCgroup;
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Inside the sandbox bots run as this unprivileged user of their own user namespace.
 const SANDBOX_UID: &str = "1000";
+/// Under a root server, bubblewrap itself runs as this host user ("nobody"), so the sandbox's
+/// user maps to it: a bot never acts as root on host files it can see, such as root-only files
+/// on the read-only root.
+pub const HOST_ID: u32 = 65534;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxMode {
@@ -28,6 +33,8 @@ pub enum SandboxMode {
 pub struct Sandbox {
     mode: SandboxMode,
     bwrap: Option<PathBuf>,
+    /// Whether bubblewrap is started as `HOST_ID` (the server runs as root).
+    unprivileged: bool,
     /// Host paths a bot must not see (the data dir, the config file), covered by empty tmpfs.
     hidden: Vec<PathBuf>,
 }
@@ -39,6 +46,7 @@ impl Sandbox {
             return Ok(Self {
                 mode,
                 bwrap: None,
+                unprivileged: false,
                 hidden,
             });
         }
@@ -46,7 +54,14 @@ impl Sandbox {
             "bubblewrap (`bwrap`) is not installed: install it (e.g. `apt-get install bubblewrap`) \
              or set sandbox = \"off\" to run bots unconfined",
         )?;
-        let output = std::process::Command::new(&bwrap)
+        // SAFETY: geteuid has no preconditions.
+        let unprivileged = unsafe { libc::geteuid() } == 0;
+        let mut probe = std::process::Command::new(&bwrap);
+        if unprivileged {
+            // SAFETY: the closure only makes set*id system calls, which are async-signal-safe.
+            unsafe { probe.pre_exec(become_host_user) };
+        }
+        let output = probe
             .args([
                 "--unshare-user",
                 "--unshare-pid",
@@ -81,8 +96,15 @@ impl Sandbox {
         Ok(Self {
             mode,
             bwrap: Some(bwrap),
+            unprivileged,
             hidden,
         })
+    }
+
+    /// The host user a bot's files must belong to for it to write them, when that is not the
+    /// server's own.
+    pub fn host_user(&self) -> Option<u32> {
+        self.unprivileged.then_some(HOST_ID)
     }
 
     pub fn mode(&self) -> SandboxMode {
@@ -134,12 +156,17 @@ impl Sandbox {
                 .then(|| spec.limits.memory_mb.saturating_mul(1024 * 1024)),
         };
         let fds: Vec<RawFd> = cgroup_files.iter().map(AsRawFd::as_raw_fd).collect();
+        let unprivileged = self.unprivileged;
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-        // functions (write, setrlimit, prctl) on data prepared before the fork.
+        // functions (write, setrlimit, set*id, prctl) on data prepared before the fork.
         unsafe {
             command.pre_exec(move || {
+                // Joining the cgroup needs root; everything after runs as the bot's host user.
                 BotCgroup::join_from_child(&fds)?;
                 limits.apply()?;
+                if unprivileged {
+                    become_host_user()?;
+                }
                 confine()
             });
         }
@@ -219,8 +246,21 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Resul
     Ok(())
 }
 
+/// Drops every group and becomes `HOST_ID`; only called in a forked child of a root server.
+fn become_host_user() -> std::io::Result<()> {
+    // SAFETY: these system calls take integers (and a null list) only.
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(HOST_ID) != 0 || libc::setuid(HOST_ID) != 0
+    };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// No setuid binary can raise the bot's privileges, and the bot dies with the server's
-/// supervising thread, so a killed server leaves no bot running unsupervised.
+/// supervising thread, so a killed server leaves no bot running unsupervised. Set last: a
+/// change of user clears the parent-death signal.
 fn confine() -> std::io::Result<()> {
     // SAFETY: prctl with these options takes integer arguments only.
     unsafe {

@@ -18,6 +18,7 @@ def read(path):
 def write(path):
     return lambda: open(path, "w").write("escaped")
 attempt("secret_key", read(sys.argv[1] + "/secret.key"))
+attempt("root_only_file", read(sys.argv[4]))
 attempt("database", read(sys.argv[1] + "/sapine.db"))
 attempt("list_data_dir", lambda: print("data_dir_holds: " + ",".join(os.listdir(sys.argv[1] + "/bots")), flush=True))
 attempt("other_bot", lambda: os.listdir(sys.argv[2]))
@@ -48,6 +49,11 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
     let neighbour_dir = data_dir.join("bots").join(&neighbour).join("code-1");
     assert!(neighbour_dir.join("private.txt").exists());
     let host_tmp = std::env::temp_dir().join(format!("sapine-escape-{}", uuid::Uuid::now_v7()));
+    // Outside /tmp (which the sandbox replaces) and the data dir (which it hides), a file only
+    // root may read: the server's own privileges must not reach the bot.
+    let root_only = std::path::PathBuf::from(format!("/var/tmp/sapine-root-only-{}", uuid::Uuid::now_v7()));
+    std::fs::write(&root_only, "root only").unwrap();
+    std::fs::set_permissions(&root_only, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let id = app
         .deploy(
             &token,
@@ -58,6 +64,7 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
                 data_dir.to_str().unwrap(),
                 neighbour_dir.to_str().unwrap(),
                 host_tmp.to_str().unwrap(),
+                root_only.to_str().unwrap(),
             ],
             &[("probe.py", PROBE)],
             json!({"env": {"GREETING": "hello"}, "restart_policy": {"mode": "never"}}),
@@ -91,7 +98,8 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
     // bubblewrap makes the path to the bot's own directory inside an empty tmpfs over the
     // data dir, so that path is all a listing shows.
     assert_eq!(result("data_dir_holds"), id);
-    for denied in ["secret_key", "database", "other_bot", "system"] {
+    std::fs::remove_file(&root_only).unwrap();
+    for denied in ["secret_key", "root_only_file", "database", "other_bot", "system"] {
         assert!(result(denied).starts_with("refused"), "{denied}: {lines:?}");
     }
     assert_eq!(result("own_dir"), "done");
