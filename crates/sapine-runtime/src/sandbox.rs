@@ -20,6 +20,8 @@ const SANDBOX_UID: &str = "1000";
 /// user maps to it: a bot never acts as root on host files it can see, such as root-only files
 /// on the read-only root.
 pub const HOST_ID: u32 = 65534;
+/// Where the bot's own directory appears in the sandbox, and its working directory.
+const APP_DIR: &str = "/app";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxMode {
@@ -35,6 +37,9 @@ pub struct Sandbox {
     bwrap: Option<PathBuf>,
     /// Whether bubblewrap is started as `HOST_ID` (the server runs as root).
     unprivileged: bool,
+    /// The host's top-level entries, read-only, over the sandbox's own root: a root of our own
+    /// lets the bot's directory appear at `/app` whatever the host's layout.
+    root: Vec<String>,
     /// Host paths a bot must not see (the data dir, the config file), covered by empty tmpfs.
     hidden: Vec<PathBuf>,
 }
@@ -47,6 +52,7 @@ impl Sandbox {
                 mode,
                 bwrap: None,
                 unprivileged: false,
+                root: Vec::new(),
                 hidden,
             });
         }
@@ -56,29 +62,25 @@ impl Sandbox {
         )?;
         // SAFETY: geteuid has no preconditions.
         let unprivileged = unsafe { libc::geteuid() } == 0;
+        let root = host_root().map_err(|e| format!("cannot read the host's root directory: {e}"))?;
+        let hidden = hidden
+            .into_iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        let sandbox = Self {
+            mode,
+            bwrap: Some(bwrap.clone()),
+            unprivileged,
+            root,
+            hidden,
+        };
         let mut probe = std::process::Command::new(&bwrap);
+        probe.args(sandbox.base_args(true)).args(["--", "true"]);
         if unprivileged {
             // SAFETY: the closure only makes set*id system calls, which are async-signal-safe.
             unsafe { probe.pre_exec(become_host_user) };
         }
         let output = probe
-            .args([
-                "--unshare-user",
-                "--unshare-pid",
-                "--unshare-ipc",
-                "--unshare-uts",
-            ])
-            .args([
-                "--ro-bind",
-                "/",
-                "/",
-                "--proc",
-                "/proc",
-                "--dev",
-                "/dev",
-                "--",
-                "true",
-            ])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
@@ -89,16 +91,7 @@ impl Sandbox {
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
-        let hidden = hidden
-            .into_iter()
-            .filter_map(|p| std::fs::canonicalize(p).ok())
-            .collect();
-        Ok(Self {
-            mode,
-            bwrap: Some(bwrap),
-            unprivileged,
-            hidden,
-        })
+        Ok(sandbox)
     }
 
     /// The host user a bot's files must belong to for it to write them, when that is not the
@@ -111,8 +104,9 @@ impl Sandbox {
         self.mode
     }
 
-    /// The command for one run of `spec` with `code_dir` as its writable working directory,
-    /// and the cgroup files its child joins through: keep them open until it is spawned.
+    /// The command for one run of `spec` with `code_dir` as its writable working directory
+    /// (`/app` in the sandbox), and the descriptors its child needs: keep them open until it
+    /// is spawned.
     pub fn command(
         &self,
         spec: &RunSpec,
@@ -120,10 +114,17 @@ impl Sandbox {
         cgroup: Option<&BotCgroup>,
     ) -> std::io::Result<(tokio::process::Command, Vec<OwnedFd>)> {
         let argv = spec.command.argv();
+        // Opened by the server, so bubblewrap running as the bot's user binds it without
+        // having to reach it through the data dir, which that user cannot enter.
+        let code = std::fs::File::open(code_dir)?;
+        let code_fd = code.as_raw_fd();
         let mut command = match &self.bwrap {
             Some(bwrap) => {
                 let mut c = tokio::process::Command::new(bwrap);
-                c.args(self.bwrap_args(spec, code_dir)).arg("--").args(argv);
+                c.args(self.base_args(spec.limits.network))
+                    .args(["--bind-fd", &code_fd.to_string(), APP_DIR, "--chdir", APP_DIR])
+                    .arg("--")
+                    .args(argv);
                 c
             }
             None => {
@@ -157,12 +158,16 @@ impl Sandbox {
         };
         let fds: Vec<RawFd> = cgroup_files.iter().map(AsRawFd::as_raw_fd).collect();
         let unprivileged = self.unprivileged;
+        let sandboxed = self.bwrap.is_some();
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
         // functions (write, setrlimit, set*id, prctl) on data prepared before the fork.
         unsafe {
             command.pre_exec(move || {
                 // Joining the cgroup needs root; everything after runs as the bot's host user.
                 BotCgroup::join_from_child(&fds)?;
+                if sandboxed {
+                    inherit(code_fd)?;
+                }
                 limits.apply()?;
                 if unprivileged {
                     become_host_user()?;
@@ -170,10 +175,13 @@ impl Sandbox {
                 confine()
             });
         }
-        Ok((command, cgroup_files))
+        let mut keep_open = cgroup_files;
+        keep_open.push(OwnedFd::from(code));
+        Ok((command, keep_open))
     }
 
-    fn bwrap_args(&self, spec: &RunSpec, code_dir: &Path) -> Vec<String> {
+    /// Everything but the bot's own directory and command.
+    fn base_args(&self, network: bool) -> Vec<String> {
         let mut args: Vec<String> = [
             "--die-with-parent",
             "--unshare-user",
@@ -187,34 +195,69 @@ impl Sandbox {
             "--unshare-cgroup-try",
             "--hostname",
             "sapine-bot",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/tmp",
         ]
         .map(String::from)
         .to_vec();
-        if !spec.limits.network {
+        if !network {
             args.push("--unshare-net".into());
         }
-        for hidden in &self.hidden {
-            args.extend(["--tmpfs".into(), hidden.display().to_string()]);
+        args.extend(self.root.iter().cloned());
+        args.extend(
+            [
+                "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", APP_DIR,
+            ]
+            .map(String::from),
+        );
+        // Only what the sandbox's user could reach needs covering, and only that can be
+        // covered: bubblewrap resolves the paths as that user. Checked at every start, as an
+        // operator may open a directory up at any time.
+        let reachable = self
+            .hidden
+            .iter()
+            .filter(|p| !self.unprivileged || reachable_by_others(p));
+        for hidden in reachable {
+            let path = hidden.display().to_string();
+            if hidden.is_dir() {
+                args.extend(["--tmpfs".into(), path]);
+            } else {
+                args.extend(["--ro-bind".into(), "/dev/null".into(), path]);
+            }
         }
-        let code = code_dir.display().to_string();
-        args.extend([
-            "--bind".into(),
-            code.clone(),
-            code.clone(),
-            "--chdir".into(),
-            code,
-        ]);
         args
     }
+}
+
+/// `--ro-bind` for each directory and file at the top of the host's `/`, and `--symlink` for
+/// its links (`/bin -> usr/bin` on merged-usr systems); `/proc`, `/dev` and `/tmp` are the
+/// sandbox's own.
+fn host_root() -> std::io::Result<Vec<String>> {
+    let mut args = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir("/")?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let Some(name) = entry.file_name().to_str().map(|n| format!("/{n}")) else {
+            continue;
+        };
+        if ["/proc", "/dev", "/tmp", APP_DIR].contains(&name.as_str()) {
+            continue;
+        }
+        if entry.file_type()?.is_symlink() {
+            let target = std::fs::read_link(entry.path())?;
+            args.extend(["--symlink".into(), target.display().to_string(), name]);
+        } else {
+            args.extend(["--ro-bind".into(), name.clone(), name]);
+        }
+    }
+    Ok(args)
+}
+
+/// Whether a user with no relation to the owners could reach `path`: every directory on the
+/// way searchable by others.
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors()
+        .skip(1)
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
 }
 
 #[derive(Clone, Copy)]
@@ -241,6 +284,15 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Resul
     };
     // SAFETY: setrlimit reads the struct we pass and nothing else.
     if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Lets a descriptor opened close-on-exec survive into bubblewrap.
+fn inherit(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor this process owns, with integer arguments only.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -29,6 +29,7 @@ attempt("private_tmp", write("/tmp/scratch"))
 print("env: " + ",".join(sorted(os.environ)), flush=True)
 print("secret: " + os.environ.get("API_TOKEN", "missing"), flush=True)
 print("uid: " + str(os.getuid()), flush=True)
+print("cwd: " + os.getcwd(), flush=True)
 sys.exit(1)
 "#;
 
@@ -46,6 +47,8 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
         )
         .await;
     let data_dir = std::fs::canonicalize(app.data_dir()).unwrap();
+    // Opened up to everyone, the data dir must still be out of the bot's sight.
+    std::fs::set_permissions(&data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let neighbour_dir = data_dir.join("bots").join(&neighbour).join("code-1");
     assert!(neighbour_dir.join("private.txt").exists());
     let host_tmp = std::env::temp_dir().join(format!("sapine-escape-{}", uuid::Uuid::now_v7()));
@@ -95,11 +98,15 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
             .unwrap_or_else(|| panic!("no {name} line in {lines:?}"))
             .to_owned()
     };
-    // bubblewrap makes the path to the bot's own directory inside an empty tmpfs over the
-    // data dir, so that path is all a listing shows.
-    assert_eq!(result("data_dir_holds"), id);
     std::fs::remove_file(&root_only).unwrap();
-    for denied in ["secret_key", "root_only_file", "database", "other_bot", "system"] {
+    for denied in [
+        "secret_key",
+        "root_only_file",
+        "database",
+        "list_data_dir",
+        "other_bot",
+        "system",
+    ] {
         assert!(result(denied).starts_with("refused"), "{denied}: {lines:?}");
     }
     assert_eq!(result("own_dir"), "done");
@@ -122,6 +129,11 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
     );
     assert_eq!(result("secret"), "tok-123");
     assert_ne!(result("uid"), "0", "not root inside the sandbox");
+    assert_eq!(
+        result("cwd"),
+        "/app",
+        "its own directory is its working directory"
+    );
     let code_dir = data_dir.join("bots").join(&id).join("code-1");
     assert_eq!(
         std::fs::read_to_string(code_dir.join("written-by-bot.txt")).unwrap(),
