@@ -41,6 +41,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let file = connect.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .min_connections(1)
@@ -48,7 +49,24 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(db_error)?;
+        keep_private(&file);
         Ok(Self { pool })
+    }
+}
+
+/// The database holds password hashes and sealed secrets: only the server may read it, however
+/// open the directory around it is. SQLite gives its WAL and shared-memory files the same mode.
+fn keep_private(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let path = std::path::PathBuf::from(path);
+        if path.is_file()
+            && let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make the database private");
+        }
     }
 }
 

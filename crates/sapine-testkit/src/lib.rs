@@ -59,6 +59,12 @@ pub struct TestApp {
 /// Starts a server on `backend`; `configure` may change any setting first.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = Arc::new(TempDir::new().expect("temp dir"));
+    // As private as a data dir the server creates itself would start out.
+    std::fs::set_permissions(
+        data_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("temp dir mode");
     let database = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(Arc::new(postgres::TestDatabase::create().await)),

@@ -45,7 +45,9 @@ pub struct OutboxMailer {
 
 impl OutboxMailer {
     pub fn new(dir: PathBuf, from: Mailbox) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
+        // Mails carry sign-in tokens: the outbox is the server's alone.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)?;
         Ok(Self { dir, from })
     }
 }

@@ -41,11 +41,7 @@ pub struct Services {
 
 impl Services {
     pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&config.data_dir)
-            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        create_data_dir(&config.data_dir)?;
         let secret = secret_key::load_or_generate(config.secret_key.as_deref(), &config.data_dir)?;
         let database = open_database(config).await?;
         let from = config.mail_from.parse().context("mail_from")?;
@@ -126,6 +122,25 @@ fn open_runtime(config: &Config, store: Arc<dyn Database>, clock: Arc<dyn Clock>
         settings,
         Arc::new(StoreObserver::new(store, clock)),
     ))
+}
+
+/// The data dir is closed to other users but for passing through (mode 0711): sandboxed bots
+/// run as an unprivileged user, and bubblewrap, running as that user, must pass through it to
+/// reach the bot's own directory. Listing it and reading what is inside (the database and the
+/// secret key are 0600, mail 0700) stay the server's alone.
+fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o001 == 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o001))
+            .with_context(|| format!("cannot let bots pass through data dir {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Connects to the configured database and brings its schema up to date.

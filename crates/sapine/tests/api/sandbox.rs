@@ -47,6 +47,17 @@ async fn a_bot_sees_only_its_own_files_and_environment() {
         )
         .await;
     let data_dir = std::fs::canonicalize(app.data_dir()).unwrap();
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777
+    };
+    let dir_mode = mode(&data_dir);
+    assert!(
+        dir_mode & 0o066 == 0 && dir_mode & 0o001 != 0,
+        "others may only pass through, for the sandbox: {dir_mode:o}"
+    );
+    for private in ["sapine.db", "secret.key"] {
+        assert_eq!(mode(&data_dir.join(private)), 0o600, "{private}");
+    }
     // Opened up to everyone, the data dir must still be out of the bot's sight.
     std::fs::set_permissions(&data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let neighbour_dir = data_dir.join("bots").join(&neighbour).join("code-1");
