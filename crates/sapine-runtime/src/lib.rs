@@ -53,7 +53,14 @@ impl ProcessRuntime {
     /// Probes the sandbox and cgroups once. A host that cannot sandbox still serves everything
     /// but bots, and says why; one without manageable cgroups falls back to rlimits.
     pub fn new(settings: ProcessSettings, observer: Arc<dyn RunObserver>) -> Self {
-        let sandbox = Sandbox::probe(settings.sandbox, settings.hidden).map(Arc::new);
+        // Others may pass through to a bot's directory (the sandbox's user must) but not list them.
+        let bots_dir =
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o711)
+                .create(&settings.bots_dir)
+                .map_err(|e| format!("cannot create {}: {e}", settings.bots_dir.display()));
+        let sandbox = bots_dir
+            .and_then(|()| Sandbox::probe(settings.sandbox, settings.hidden, &settings.bots_dir))
+            .map(Arc::new);
         match &sandbox {
             Ok(s) if s.mode() == SandboxMode::Off => {
                 tracing::warn!("sandbox = \"off\": bots run unconfined, with the server's own rights")

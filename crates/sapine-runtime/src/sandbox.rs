@@ -20,8 +20,6 @@ const SANDBOX_UID: &str = "1000";
 /// user maps to it: a bot never acts as root on host files it can see, such as root-only files
 /// on the read-only root.
 pub const HOST_ID: u32 = 65534;
-/// Where the bot's own directory appears in the sandbox, and its working directory.
-const APP_DIR: &str = "/app";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxMode {
@@ -37,22 +35,21 @@ pub struct Sandbox {
     bwrap: Option<PathBuf>,
     /// Whether bubblewrap is started as `HOST_ID` (the server runs as root).
     unprivileged: bool,
-    /// The host's top-level entries, read-only, over the sandbox's own root: a root of our own
-    /// lets the bot's directory appear at `/app` whatever the host's layout.
-    root: Vec<String>,
     /// Host paths a bot must not see (the data dir, the config file), covered by empty tmpfs.
     hidden: Vec<PathBuf>,
 }
 
 impl Sandbox {
     /// Checks that the kernel and bubblewrap can sandbox; the error says why not.
-    pub fn probe(mode: SandboxMode, hidden: Vec<PathBuf>) -> Result<Self, String> {
+    /// `hidden` comes first with the data dir, under which `bots_dir` holds the bots' own
+    /// directories; the probe binds `bots_dir` as a run binds a bot's directory, so a layout the
+    /// sandbox's user cannot pass through is reported now rather than at every start.
+    pub fn probe(mode: SandboxMode, hidden: Vec<PathBuf>, bots_dir: &Path) -> Result<Self, String> {
         if mode == SandboxMode::Off {
             return Ok(Self {
                 mode,
                 bwrap: None,
                 unprivileged: false,
-                root: Vec::new(),
                 hidden,
             });
         }
@@ -62,7 +59,6 @@ impl Sandbox {
         )?;
         // SAFETY: geteuid has no preconditions.
         let unprivileged = unsafe { libc::geteuid() } == 0;
-        let root = host_root().map_err(|e| format!("cannot read the host's root directory: {e}"))?;
         let hidden = hidden
             .into_iter()
             .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -71,23 +67,36 @@ impl Sandbox {
             mode,
             bwrap: Some(bwrap.clone()),
             unprivileged,
-            root,
             hidden,
         };
+        let bots =
+            std::fs::File::open(bots_dir).map_err(|e| format!("cannot open {}: {e}", bots_dir.display()))?;
+        let bots_fd = bots.as_raw_fd();
         let mut probe = std::process::Command::new(&bwrap);
-        probe.args(sandbox.base_args(true)).args(["--", "true"]);
-        if unprivileged {
-            // SAFETY: the closure only makes set*id system calls, which are async-signal-safe.
-            unsafe { probe.pre_exec(become_host_user) };
-        }
+        probe
+            .args(sandbox.base_args(true))
+            .args(["--bind-fd", &bots_fd.to_string(), &bots_dir.display().to_string()])
+            .args(["--", "true"]);
+        // SAFETY: the closure only makes fcntl and set*id system calls, which are
+        // async-signal-safe.
+        unsafe {
+            probe.pre_exec(move || {
+                inherit(bots_fd)?;
+                if unprivileged {
+                    become_host_user()?;
+                }
+                Ok(())
+            })
+        };
         let output = probe
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
         if !output.status.success() {
             return Err(format!(
-                "the kernel refused to create a sandbox ({}); allow unprivileged user namespaces or set \
-                 sandbox = \"off\"",
+                "bubblewrap cannot create a sandbox here ({}): the kernel must allow unprivileged user \
+                 namespaces, and every directory above the data dir must be searchable by others \
+                 (chmod o+x); or set sandbox = \"off\"",
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
@@ -104,9 +113,8 @@ impl Sandbox {
         self.mode
     }
 
-    /// The command for one run of `spec` with `code_dir` as its writable working directory
-    /// (`/app` in the sandbox), and the descriptors its child needs: keep them open until it
-    /// is spawned.
+    /// The command for one run of `spec` with `code_dir` as its writable working directory,
+    /// and the descriptors its child needs: keep them open until it is spawned.
     pub fn command(
         &self,
         spec: &RunSpec,
@@ -118,11 +126,18 @@ impl Sandbox {
         // having to reach it through the data dir, which that user cannot enter.
         let code = std::fs::File::open(code_dir)?;
         let code_fd = code.as_raw_fd();
+        let code_path = code_dir.display().to_string();
         let mut command = match &self.bwrap {
             Some(bwrap) => {
                 let mut c = tokio::process::Command::new(bwrap);
                 c.args(self.base_args(spec.limits.network))
-                    .args(["--bind-fd", &code_fd.to_string(), APP_DIR, "--chdir", APP_DIR])
+                    .args([
+                        "--bind-fd",
+                        &code_fd.to_string(),
+                        &code_path,
+                        "--chdir",
+                        &code_path,
+                    ])
                     .arg("--")
                     .args(argv);
                 c
@@ -201,13 +216,8 @@ impl Sandbox {
         if !network {
             args.push("--unshare-net".into());
         }
-        args.extend(self.root.iter().cloned());
-        args.extend(
-            [
-                "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", APP_DIR,
-            ]
-            .map(String::from),
-        );
+        args.extend(["--ro-bind", "/", "/"].map(String::from));
+        args.extend(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"].map(String::from));
         // Only what the sandbox's user could reach needs covering, and only that can be
         // covered: bubblewrap resolves the paths as that user. Checked at every start, as an
         // operator may open a directory up at any time.
@@ -225,30 +235,6 @@ impl Sandbox {
         }
         args
     }
-}
-
-/// `--ro-bind` for each directory and file at the top of the host's `/`, and `--symlink` for
-/// its links (`/bin -> usr/bin` on merged-usr systems); `/proc`, `/dev` and `/tmp` are the
-/// sandbox's own.
-fn host_root() -> std::io::Result<Vec<String>> {
-    let mut args = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir("/")?.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let Some(name) = entry.file_name().to_str().map(|n| format!("/{n}")) else {
-            continue;
-        };
-        if ["/proc", "/dev", "/tmp", APP_DIR].contains(&name.as_str()) {
-            continue;
-        }
-        if entry.file_type()?.is_symlink() {
-            let target = std::fs::read_link(entry.path())?;
-            args.extend(["--symlink".into(), target.display().to_string(), name]);
-        } else {
-            args.extend(["--ro-bind".into(), name.clone(), name]);
-        }
-    }
-    Ok(args)
 }
 
 /// Whether a user with no relation to the owners could reach `path`: every directory on the
