@@ -23,6 +23,8 @@ PASSWORD = "correct horse battery staple"
 IDLE = ["sleep", "1000000"]
 # The same tiny program everywhere: stamp the clock when it starts.
 STAMP = "date +%s%N >> stamps"
+# A Python bot that does the same, as most users' bots are Python: its own start dominates.
+PY_CRASH = ["python3", "-c", "import time; open('stamps', 'a').write(f'{time.time_ns()}\\n'); raise SystemExit(1)"]
 
 
 def pct(values, p):
@@ -110,6 +112,16 @@ def bare_crash_loop(seconds=3.0):
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
+def bare_python_loop(seconds=3.0):
+    work = tempfile.mkdtemp()
+    end = time.time() + seconds
+    while time.time() < end:
+        subprocess.Popen(PY_CRASH, cwd=work, env={"PATH": "/usr/bin:/bin"}).wait()
+    stamps = read_stamps(os.path.join(work, "stamps"))
+    shutil.rmtree(work)
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
 def sapine():
     data = tempfile.mkdtemp()
     settings = [
@@ -132,18 +144,9 @@ def sapine():
         api.token = api.call("POST", "/api/v1/auth/login", {"email": "bench@example.com", "password": PASSWORD})["access_token"]
         code = tar_gz_empty()
 
-        # The crash loop runs first, on a quiet server, as PM2's does.
-        crash = api.call("POST", "/api/v1/bots", {
-            "name": "crasher", "command": ["sh", "-c", STAMP + "; exit 1"],
-            "restart_policy": {"mode": "on_failure", "backoff_initial_ms": 0, "backoff_max_ms": 0,
-                               "max_restarts": 10000, "window_ms": 1000, "min_uptime_ms": 0},
-        })
-        api.call("PUT", f"/api/v1/bots/{crash['id']}/code", data=code, content_type="application/gzip")
-        api.call("POST", f"/api/v1/bots/{crash['id']}/start")
-        time.sleep(3.0)
-        api.call("POST", f"/api/v1/bots/{crash['id']}/kill")
-        stamps = read_stamps(os.path.join(data, "bots", crash["id"], "code-1", "stamps"))
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        # The crash loops run first, on a quiet server, as PM2's do.
+        gaps = sapine_crash_loop(api, data, code, "crasher", ["sh", "-c", STAMP + "; exit 1"])
+        py_gaps = sapine_crash_loop(api, data, code, "py-crasher", PY_CRASH)
 
         ids = []
         for i in range(BOTS):
@@ -170,12 +173,27 @@ def sapine():
 
         for bot_id in ids:
             api.call("POST", f"/api/v1/bots/{bot_id}/kill")
-        return {"idle_kb": idle_kb, "before_kb": before_kb, "loaded_kb": loaded_kb, "threads": threads, "latencies": latencies,
+        return {"idle_kb": idle_kb, "before_kb": before_kb, "loaded_kb": loaded_kb, "threads": threads,
+                "py_gaps": py_gaps, "latencies": latencies,
                 "per_bot_ms": per_bot_ms, "gaps": gaps}
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def sapine_crash_loop(api, data, code, name, command, seconds=3.0):
+    bot = api.call("POST", "/api/v1/bots", {
+        "name": name, "command": command,
+        "restart_policy": {"mode": "on_failure", "backoff_initial_ms": 0, "backoff_max_ms": 0,
+                           "max_restarts": 10000, "window_ms": 1000, "min_uptime_ms": 0},
+    })
+    api.call("PUT", f"/api/v1/bots/{bot['id']}/code", data=code, content_type="application/gzip")
+    api.call("POST", f"/api/v1/bots/{bot['id']}/start")
+    time.sleep(seconds)
+    api.call("POST", f"/api/v1/bots/{bot['id']}/kill")
+    stamps = read_stamps(os.path.join(data, "bots", bot["id"], "code-1", "stamps"))
+    return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 def _up(api):
@@ -184,6 +202,19 @@ def _up(api):
         return True
     except OSError:
         return False
+
+
+def pm2_crash_loop(run, eco, script, args, seconds=3.0):
+    crash_dir = tempfile.mkdtemp()
+    json.dump({"apps": [{"name": "crasher", "script": script, "args": args, "interpreter": "none",
+                         "cwd": crash_dir, "autorestart": True, "restart_delay": 0,
+                         "max_restarts": 100000, "min_uptime": 0}]}, open(eco, "w"))
+    run("start", eco)
+    time.sleep(seconds)
+    run("delete", "all")
+    stamps = read_stamps(os.path.join(crash_dir, "stamps"))
+    shutil.rmtree(crash_dir, ignore_errors=True)
+    return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 def pm2():
@@ -197,16 +228,8 @@ def pm2():
         daemon = int(open(os.path.join(home, "pm2.pid")).read())
         idle_kb = rss_kb(daemon)
         eco = os.path.join(work, "bots.json")
-        crash_dir = tempfile.mkdtemp()
-        json.dump({"apps": [{"name": "crasher", "script": "sh", "args": ["-c", STAMP + "; exit 1"],
-                             "interpreter": "none", "cwd": crash_dir, "autorestart": True, "restart_delay": 0,
-                             "max_restarts": 100000, "min_uptime": 0}]}, open(eco, "w"))
-        run("start", eco)
-        time.sleep(3.0)
-        run("delete", "all")
-        stamps = read_stamps(os.path.join(crash_dir, "stamps"))
-        shutil.rmtree(crash_dir, ignore_errors=True)
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        gaps = pm2_crash_loop(run, eco, "sh", ["-c", STAMP + "; exit 1"])
+        py_gaps = pm2_crash_loop(run, eco, PY_CRASH[0], PY_CRASH[1:])
         apps = [{"name": f"idle-{i}", "script": IDLE[0], "args": IDLE[1:], "interpreter": "none",
                  "cwd": work, "autorestart": True} for i in range(BOTS)]
         json.dump({"apps": apps}, open(eco, "w"))
@@ -218,7 +241,8 @@ def pm2():
         loaded_kb = rss_kb(daemon)
         run("delete", "all")
 
-        return {"idle_kb": idle_kb, "loaded_kb": loaded_kb, "per_bot_ms": per_bot_ms, "gaps": gaps}
+        return {"idle_kb": idle_kb, "loaded_kb": loaded_kb, "per_bot_ms": per_bot_ms, "gaps": gaps,
+                "py_gaps": py_gaps}
     finally:
         subprocess.run(["pm2", "kill"], env=env, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
@@ -246,6 +270,14 @@ def main():
     if p:
         print(f"pm2 crash->next start, restart_delay 0: median {ms(statistics.median(p['gaps'])):.2f} ms, "
               f"p95 {ms(pct(p['gaps'], 95)):.2f} ms over {len(p['gaps'])} restarts")
+    bare_py = bare_python_loop()
+    print(f"python bot's own start-and-exit (bare restart loop): median {ms(statistics.median(bare_py)):.2f} ms")
+    print(f"sapine python crash->next start: median {ms(statistics.median(s['py_gaps'])):.2f} ms, "
+          f"p95 {ms(pct(s['py_gaps'], 95)):.2f} ms over {len(s['py_gaps'])} restarts "
+          f"({ms(statistics.median(s['py_gaps']) - statistics.median(bare_py)):+.2f} ms vs bare)")
+    if p:
+        print(f"pm2 python crash->next start: median {ms(statistics.median(p['py_gaps'])):.2f} ms, "
+              f"p95 {ms(pct(p['py_gaps'], 95)):.2f} ms over {len(p['py_gaps'])} restarts")
     print(f"sapine server RSS: idle {s['idle_kb'] / 1024:.1f} MB; logged in with {BOTS} bots defined "
           f"{s['before_kb'] / 1024:.1f} MB; with the {BOTS} running {s['loaded_kb'] / 1024:.1f} MB "
           f"({(s['loaded_kb'] - s['before_kb']) / BOTS:.1f} KB per running bot; {s['threads']} threads)")

@@ -35,7 +35,8 @@ pub struct Sandbox {
     bwrap: Option<PathBuf>,
     /// Whether bubblewrap is started as `HOST_ID` (the server runs as root).
     unprivileged: bool,
-    /// Host paths a bot must not see (the data dir, the config file), covered by empty tmpfs.
+    /// Host paths a bot must not see (the data dir, the config file), covered by an empty tmpfs
+    /// or `/dev/null`.
     hidden: Vec<PathBuf>,
 }
 
