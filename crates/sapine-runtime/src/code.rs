@@ -62,7 +62,8 @@ pub async fn install(
     .map_err(|e| Error::Internal(e.to_string()))?
 }
 
-/// The directory a run of `version` uses; older versions no running process needs are removed.
+/// The directory a run of `version` uses; older versions, which no process needs any more
+/// once this one starts, are removed.
 pub async fn prepare_run(bot_dir: &Path, version: u32) -> Result<PathBuf, Error> {
     let bot_dir = bot_dir.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -72,13 +73,17 @@ pub async fn prepare_run(bot_dir: &Path, version: u32) -> Result<PathBuf, Error>
                 "the code of version {version} is missing on this server; upload it again"
             )));
         }
+        // Only older versions go: a newer one may be an upload about to be recorded.
         if let Ok(entries) = std::fs::read_dir(&bot_dir) {
             for entry in entries.flatten() {
-                let path = entry.path();
                 let name = entry.file_name();
-                let stale = name.to_str().is_some_and(|n| n.starts_with("code-"));
-                if stale && path != current {
-                    let _ = std::fs::remove_dir_all(&path);
+                let older = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("code-"))
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n < version);
+                if older {
+                    let _ = std::fs::remove_dir_all(entry.path());
                 }
             }
         }

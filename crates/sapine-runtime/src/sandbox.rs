@@ -33,8 +33,8 @@ pub enum SandboxMode {
 pub struct Sandbox {
     mode: SandboxMode,
     bwrap: Option<PathBuf>,
-    /// Whether bubblewrap is started as `HOST_ID` (the server runs as root).
-    unprivileged: bool,
+    /// Whether bubblewrap is started as `HOST_ID` rather than as the server (which is root).
+    drop_to_nobody: bool,
     /// Host paths a bot must not see (the data dir, the config file), covered by an empty tmpfs
     /// or `/dev/null`.
     hidden: Vec<PathBuf>,
@@ -50,7 +50,7 @@ impl Sandbox {
             return Ok(Self {
                 mode,
                 bwrap: None,
-                unprivileged: false,
+                drop_to_nobody: false,
                 hidden,
             });
         }
@@ -59,7 +59,7 @@ impl Sandbox {
              or set sandbox = \"off\" to run bots unconfined",
         )?;
         // SAFETY: geteuid has no preconditions.
-        let unprivileged = unsafe { libc::geteuid() } == 0;
+        let drop_to_nobody = unsafe { libc::geteuid() } == 0;
         let hidden = hidden
             .into_iter()
             .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -67,7 +67,7 @@ impl Sandbox {
         let sandbox = Self {
             mode,
             bwrap: Some(bwrap.clone()),
-            unprivileged,
+            drop_to_nobody,
             hidden,
         };
         let bots =
@@ -83,7 +83,7 @@ impl Sandbox {
         unsafe {
             probe.pre_exec(move || {
                 inherit(bots_fd)?;
-                if unprivileged {
+                if drop_to_nobody {
                     become_host_user()?;
                 }
                 Ok(())
@@ -107,7 +107,7 @@ impl Sandbox {
     /// The host user a bot's files must belong to for it to write them, when that is not the
     /// server's own.
     pub fn host_user(&self) -> Option<u32> {
-        self.unprivileged.then_some(HOST_ID)
+        self.drop_to_nobody.then_some(HOST_ID)
     }
 
     pub fn mode(&self) -> SandboxMode {
@@ -128,10 +128,25 @@ impl Sandbox {
         let code = std::fs::File::open(code_dir)?;
         let code_fd = code.as_raw_fd();
         let code_path = code_dir.display().to_string();
+        let mut environment: Vec<(&str, &str)> =
+            spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if !spec.env.iter().any(|(k, _)| k == "PATH") {
+            environment.push(("PATH", DEFAULT_PATH));
+        }
+        let mut keep_open = Vec::new();
+        let mut inherited = vec![code_fd];
         let mut command = match &self.bwrap {
             Some(bwrap) => {
+                // bubblewrap itself runs with an empty environment: a bot's own variables
+                // (`LD_PRELOAD` among them) must only reach the bot, inside the sandbox. They
+                // travel as `--setenv` arguments read from a memory file, never on a command
+                // line other users of the host can read.
+                let env_args = env_args_file(&environment)?;
+                inherited.push(env_args.as_raw_fd());
                 let mut c = tokio::process::Command::new(bwrap);
-                c.args(self.base_args(spec.limits.network))
+                c.env_clear()
+                    .args(self.base_args(spec.limits.network))
+                    .args(["--args", &env_args.as_raw_fd().to_string()])
                     .args([
                         "--bind-fd",
                         &code_fd.to_string(),
@@ -141,20 +156,18 @@ impl Sandbox {
                     ])
                     .arg("--")
                     .args(argv);
+                keep_open.push(env_args);
                 c
             }
             None => {
                 let mut c = tokio::process::Command::new(&argv[0]);
-                c.args(&argv[1..]).current_dir(code_dir);
+                c.args(&argv[1..])
+                    .current_dir(code_dir)
+                    .env_clear()
+                    .envs(environment);
                 c
             }
         };
-        // Passed as the process environment rather than `--setenv`, so secrets never appear
-        // on a command line that other users of the host can read.
-        command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
-        if !spec.env.iter().any(|(k, _)| k == "PATH") {
-            command.env("PATH", DEFAULT_PATH);
-        }
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -173,25 +186,24 @@ impl Sandbox {
                 .then(|| spec.limits.memory_mb.saturating_mul(1024 * 1024)),
         };
         let fds: Vec<RawFd> = cgroup_files.iter().map(AsRawFd::as_raw_fd).collect();
-        let unprivileged = self.unprivileged;
-        let sandboxed = self.bwrap.is_some();
+        let drop_to_nobody = self.drop_to_nobody;
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
         // functions (write, setrlimit, set*id, prctl) on data prepared before the fork.
         unsafe {
             command.pre_exec(move || {
                 // Joining the cgroup needs root; everything after runs as the bot's host user.
                 BotCgroup::join_from_child(&fds)?;
-                if sandboxed {
-                    inherit(code_fd)?;
+                for &fd in &inherited {
+                    inherit(fd)?;
                 }
                 limits.apply()?;
-                if unprivileged {
+                if drop_to_nobody {
                     become_host_user()?;
                 }
                 confine()
             });
         }
-        let mut keep_open = cgroup_files;
+        keep_open.extend(cgroup_files);
         keep_open.push(OwnedFd::from(code));
         Ok((command, keep_open))
     }
@@ -219,13 +231,17 @@ impl Sandbox {
         }
         args.extend(["--ro-bind", "/", "/"].map(String::from));
         args.extend(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"].map(String::from));
+        // Host daemons' sockets (databases, Docker, D-Bus) live under /run: not the bot's.
+        if Path::new("/run").is_dir() {
+            args.extend(["--tmpfs", "/run"].map(String::from));
+        }
         // Only what the sandbox's user could reach needs covering, and only that can be
         // covered: bubblewrap resolves the paths as that user. Checked at every start, as an
         // operator may open a directory up at any time.
         let reachable = self
             .hidden
             .iter()
-            .filter(|p| !self.unprivileged || reachable_by_others(p));
+            .filter(|p| !self.drop_to_nobody || reachable_by_others(p));
         for hidden in reachable {
             let path = hidden.display().to_string();
             if hidden.is_dir() {
@@ -274,6 +290,31 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Resul
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `--clearenv` then one `--setenv NAME VALUE` per variable, NUL-separated as bubblewrap's
+/// `--args` reads them, in an anonymous memory file.
+fn env_args_file(environment: &[(&str, &str)]) -> std::io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; the descriptor it returns is
+    // owned by the File from here on.
+    let fd = unsafe { libc::memfd_create(c"sapine-bot-env".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut args = b"--clearenv\0".to_vec();
+    for (name, value) in environment {
+        for part in [b"--setenv".as_slice(), name.as_bytes(), value.as_bytes()] {
+            args.extend_from_slice(part);
+            args.push(0);
+        }
+    }
+    file.write_all(&args)?;
+    file.rewind()?;
+    Ok(OwnedFd::from(file))
 }
 
 /// Lets a descriptor opened close-on-exec survive into bubblewrap.

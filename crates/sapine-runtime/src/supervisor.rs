@@ -166,7 +166,7 @@ async fn run_once(
                 state.status = BotStatus::Stopping;
                 run.reporter.state(run.spec.bot, state.clone());
             }
-            end_run(run, &mut child, command).await
+            end_run(run, &mut child, command, control).await
         }
     };
     let exit = match ending {
@@ -203,7 +203,7 @@ async fn run_once(
 type Readers = Vec<tokio::task::JoinHandle<()>>;
 
 fn spawn(run: &Run, ring: &OutputRing) -> std::io::Result<(Child, Readers)> {
-    let (mut command, _cgroup_files) =
+    let (mut command, _open_until_spawned) =
         run.sandbox
             .command(&run.spec, &run.code_dir, run.cgroup.as_deref())?;
     let mut child = command.spawn()?;
@@ -219,14 +219,29 @@ fn spawn(run: &Run, ring: &OutputRing) -> std::io::Result<(Child, Readers)> {
 
 /// Ends a run on request: SIGTERM to every process of the bot, SIGKILL to all of them after the
 /// stop timeout (or at once for `Kill`).
-async fn end_run(run: &Run, child: &mut Child, command: Control) -> std::io::Result<Ending> {
+async fn end_run(
+    run: &Run,
+    child: &mut Child,
+    command: Control,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+) -> std::io::Result<Ending> {
     if command == Control::Stop {
         signal_tree(run, child.id(), libc::SIGTERM).await;
-        let timeout = Duration::from_millis(run.spec.policy.stop_timeout_ms);
-        if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
-            return Ok(Ending::Stopped(ExitReason::Stopped, status?));
+        let timeout = tokio::time::sleep(Duration::from_millis(run.spec.policy.stop_timeout_ms));
+        // A kill asked for while the bot takes its time to stop cuts the wait short.
+        let kill_asked = async {
+            while let Some(next) = control.recv().await {
+                if next == Control::Kill {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            status = child.wait() => return Ok(Ending::Stopped(ExitReason::Stopped, status?)),
+            () = timeout => tracing::info!(bot = %run.spec.bot, "bot ignored SIGTERM; killing it"),
+            () = kill_asked => {}
         }
-        tracing::info!(bot = %run.spec.bot, "bot ignored SIGTERM; killing it");
     }
     signal_tree(run, child.id(), libc::SIGKILL).await;
     let status = child.wait().await?;

@@ -40,8 +40,8 @@ macro_rules! bot_columns {
     () => {
         "id, owner_id, name, description, command, env, restart_policy, limits, status, pid, started_at, \
          restarts, last_exit, should_run, code_version, created_at, updated_at, \
-         (SELECT string_agg(name, ',') FROM (SELECT name FROM bot_secrets s WHERE s.bot_id = bots.id \
-         ORDER BY name) n) AS secret_names"
+         (SELECT string_agg(name, ',' ORDER BY name) FROM bot_secrets s WHERE s.bot_id = bots.id) \
+         AS secret_names"
     };
 }
 pub(crate) use bot_columns;

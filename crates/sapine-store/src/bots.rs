@@ -145,6 +145,17 @@ macro_rules! bot_store {
                 Ok(())
             }
 
+            async fn reset_run_states(&self) -> Result<()> {
+                sqlx::query(
+                    "UPDATE bots SET status = 'stopped', pid = NULL \
+                     WHERE status IN ('starting', 'running', 'stopping', 'backoff')",
+                )
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+                Ok(())
+            }
+
             async fn set_should_run(&self, id: BotId, should_run: bool, at: DateTime<Utc>) -> Result<()> {
                 sqlx::query("UPDATE bots SET should_run = $2, updated_at = $3 WHERE id = $1")
                     .bind(id.0)

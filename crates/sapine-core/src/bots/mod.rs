@@ -207,9 +207,20 @@ impl Bots {
     pub async fn start(&self, caller: &Caller, key: &str) -> Result<Bot> {
         let bot = self.find(caller, key).await?;
         let spec = self.run_spec(&bot, &caller.user.plan).await?;
-        self.store.set_should_run(bot.id, true, self.clock.now()).await?;
-        self.runtime.start(spec).await?;
+        self.run(spec).await?;
         self.reload(bot.id).await
+    }
+
+    /// Records that the bot should run, then starts it; a start that fails is not left
+    /// recorded, so a restarted server does not try it again.
+    async fn run(&self, spec: RunSpec) -> Result<()> {
+        let id = spec.bot;
+        self.store.set_should_run(id, true, self.clock.now()).await?;
+        if let Err(e) = self.runtime.start(spec).await {
+            self.store.set_should_run(id, false, self.clock.now()).await?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     pub async fn stop(&self, caller: &Caller, key: &str) -> Result<Bot> {
@@ -231,8 +242,7 @@ impl Bots {
         let bot = self.find(caller, key).await?;
         let spec = self.run_spec(&bot, &caller.user.plan).await?;
         self.runtime.stop(bot.id).await;
-        self.store.set_should_run(bot.id, true, self.clock.now()).await?;
-        self.runtime.start(spec).await?;
+        self.run(spec).await?;
         self.reload(bot.id).await
     }
 
@@ -263,6 +273,9 @@ impl Bots {
     /// ended whatever a previous server left behind.
     pub async fn resume(&self) -> Result<usize> {
         self.runtime.clean_up_leftovers().await;
+        // What a previous server recorded as running is not any more; the bots brought back
+        // below report their new state, the others stay honestly stopped.
+        self.store.reset_run_states().await?;
         let mut resumed = 0;
         for bot in self.store.bots_to_run().await? {
             let Some(owner) = self.users.user_by_id(bot.owner).await? else {

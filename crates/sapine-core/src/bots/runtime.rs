@@ -18,8 +18,9 @@ pub struct CodeInfo {
     pub bytes: u64,
 }
 
-/// Everything one run of a bot needs.
-#[derive(Debug, Clone)]
+/// Everything one run of a bot needs. Its `Debug` leaves out the environment, which holds
+/// decrypted secrets.
+#[derive(Clone)]
 pub struct RunSpec {
     pub bot: BotId,
     pub code_version: u32,
@@ -30,6 +31,20 @@ pub struct RunSpec {
     pub limits: ResolvedLimits,
     /// Restarts already counted for this bot, so the number keeps growing across starts.
     pub restarts: u32,
+}
+
+impl std::fmt::Debug for RunSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSpec")
+            .field("bot", &self.bot)
+            .field("code_version", &self.code_version)
+            .field("command", &self.command)
+            .field("env", &format_args!("{} variables", self.env.len()))
+            .field("policy", &self.policy)
+            .field("limits", &self.limits)
+            .field("restarts", &self.restarts)
+            .finish()
+    }
 }
 
 #[async_trait]

@@ -31,6 +31,9 @@ pub trait BotStore: Send + Sync + 'static {
     /// Fails with `Conflict("name")` like `insert_bot`.
     async fn update_config(&self, id: BotId, config: &BotConfig, at: DateTime<Utc>) -> Result<()>;
     async fn set_run_state(&self, id: BotId, run: &RunState) -> Result<()>;
+    /// Marks every bot that was starting, running, stopping or waiting to restart as stopped,
+    /// without a pid: at start-up, no process of a previous server is left.
+    async fn reset_run_states(&self) -> Result<()>;
     async fn set_should_run(&self, id: BotId, should_run: bool, at: DateTime<Utc>) -> Result<()>;
     async fn set_code_version(&self, id: BotId, version: u32, at: DateTime<Utc>) -> Result<()>;
     /// Removes the bot with its secrets and crashes; false when there was none.

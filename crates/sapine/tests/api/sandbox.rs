@@ -186,3 +186,48 @@ async fn a_plan_without_network_gives_bots_none() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_bots_environment_reaches_only_the_bot() {
+    let app = sapine_testkit::spawn_app(Backend::Sqlite).await;
+    let token = app.user("quiet@example.com").await.access;
+    let secret = format!("SECRET{}", uuid::Uuid::now_v7().simple());
+    // Were this given to bubblewrap itself, it would load a library of the bot's choosing
+    // outside the sandbox; in the bot it only concerns the bot.
+    let id = app
+        .deploy(
+            &token,
+            "quiet",
+            &["sleep", "600"],
+            &[("x", "")],
+            json!({"env": {"LD_PRELOAD": "/nonexistent/evil.so"}}),
+        )
+        .await;
+    let put = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/bots/{id}/secrets"),
+            Some(&token),
+            Some(json!({"API_TOKEN": secret})),
+        )
+        .await;
+    assert_eq!(put.status(), 204);
+    app.bot_action(&token, &id, "start").await;
+    let bot = app.wait_for_status(&token, &id, "running").await;
+    crate::supervisor::wait_until(|| crate::processes::processes_with(&secret, "sleep") == 1).await;
+    let sandbox = bot["pid"].as_u64().unwrap();
+    for file in ["environ", "cmdline"] {
+        let seen = std::fs::read(format!("/proc/{sandbox}/{file}")).unwrap();
+        let seen = String::from_utf8_lossy(&seen);
+        assert!(!seen.contains(&secret), "the secret is in bubblewrap's {file}");
+        assert!(
+            !seen.contains("LD_PRELOAD"),
+            "LD_PRELOAD reached bubblewrap's {file}"
+        );
+    }
+    assert_eq!(
+        crate::processes::processes_with(&secret, ""),
+        1,
+        "only the bot holds it"
+    );
+}

@@ -328,3 +328,34 @@ pub async fn wait_until(condition: impl Fn() -> bool) {
     }
     panic!("condition never held");
 }
+
+#[tokio::test]
+async fn kill_cuts_a_slow_stop_short() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.user("impatient@example.com").await.access;
+    let id = app
+        .deploy(
+            &token,
+            "slow",
+            &["python3", "bot.py"],
+            &[("bot.py", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(600)\n")],
+            json!({"restart_policy": {"stop_timeout_ms": 600000}}),
+        )
+        .await;
+    app.bot_action(&token, &id, "start").await;
+    app.wait_for_status(&token, &id, "running").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stop_path = format!("/api/v1/bots/{id}/stop");
+    let stop = app.post(&stop_path, Some(&token), json!({}));
+    let kill = async {
+        app.wait_for_status(&token, &id, "stopping").await;
+        app.bot_action(&token, &id, "kill").await
+    };
+    // Without the kill, the stop would wait ten minutes for SIGTERM to work.
+    let (stopped, killed) = tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(stop, kill) })
+        .await
+        .expect("kill ended the stop");
+    assert_eq!(stopped.status(), 202);
+    assert_eq!(killed["status"], "stopped");
+    assert_eq!(killed["last_exit"]["signal"], 9);
+}
