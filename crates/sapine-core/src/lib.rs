@@ -9,5 +9,6 @@ pub mod error;
 pub mod mail;
 pub mod page;
 pub mod secret;
+pub mod slug;
 
 pub use error::{Error, FieldError, Result, StoreError};

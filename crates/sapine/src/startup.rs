@@ -59,13 +59,14 @@ impl Services {
         };
         let hasher = PasswordHasher::new(cost, parallelism, config.password_hash_max_waiting)
             .map_err(|e| anyhow::anyhow!("password hashing: {e}"))?;
+        let default_plan = PlanName::parse(&config.default_plan)
+            .map_err(|e| anyhow::anyhow!("default_plan {}", e.message))?;
         let settings = AccountSettings {
             public_url: config.public_url(),
             access_token_ttl: TimeDelta::seconds(i64::try_from(config.access_token_ttl_secs)?),
             refresh_token_ttl: TimeDelta::seconds(i64::try_from(config.refresh_token_ttl_secs)?),
             plans: config.plan_names()?,
-            default_plan: PlanName::parse(&config.default_plan)
-                .map_err(|e| anyhow::anyhow!("default_plan {}", e.message))?,
+            default_plan: default_plan.clone(),
         };
         let accounts = Arc::new(Accounts::new(
             database.clone(),
@@ -76,17 +77,9 @@ impl Services {
             settings,
         ));
         let runtime = open_runtime(config, database.clone(), clock.clone());
-        let plans = Plans::new(
-            config.plan_limits()?,
-            config
-                .plan_limits()?
-                .get(
-                    &PlanName::parse(&config.default_plan)
-                        .map_err(|e| anyhow::anyhow!("default_plan {}", e.message))?,
-                )
-                .copied()
-                .unwrap_or_default(),
-        );
+        let plan_limits = config.plan_limits()?;
+        let default_limits = plan_limits.get(&default_plan).copied().unwrap_or_default();
+        let plans = Plans::new(plan_limits, default_limits);
         let bots = Arc::new(Bots::new(
             database.clone(),
             database.clone(),

@@ -187,11 +187,11 @@ fn description(raw: String) -> Result<String, FieldError> {
     Ok(raw)
 }
 
-/// Runs every parse and reports all failing fields at once.
-fn collect<T>(results: Vec<Result<(), FieldError>>, value: impl FnOnce() -> T) -> ApiResult<T> {
-    let errors: Vec<FieldError> = results.into_iter().filter_map(Result::err).collect();
+/// Reports every failing field at once, rather than the first one.
+fn reject_invalid<const N: usize>(errors: [Option<&FieldError>; N]) -> ApiResult<()> {
+    let errors: Vec<FieldError> = errors.into_iter().flatten().cloned().collect();
     if errors.is_empty() {
-        Ok(value())
+        Ok(())
     } else {
         Err(ApiError::validation(errors))
     }
@@ -220,14 +220,13 @@ impl TryFrom<NewBotBody> for NewBot {
             p.parse(RestartPolicy::default())
         });
         let description = description(body.description.unwrap_or_default());
-        let checks = vec![
-            name.as_ref().map(|_| ()).map_err(Clone::clone),
-            command.as_ref().map(|_| ()).map_err(Clone::clone),
-            env.as_ref().map(|_| ()).map_err(Clone::clone),
-            policy.as_ref().map(|_| ()).map_err(Clone::clone),
-            description.as_ref().map(|_| ()).map_err(Clone::clone),
-        ];
-        collect(checks, || ())?;
+        reject_invalid([
+            name.as_ref().err(),
+            command.as_ref().err(),
+            env.as_ref().err(),
+            policy.as_ref().err(),
+            description.as_ref().err(),
+        ])?;
         Ok(NewBot {
             config: BotConfig {
                 name: name?,
@@ -342,14 +341,13 @@ async fn update_bot(
         .map(|p| p.parse(current.config.restart_policy))
         .transpose();
     let description = body.description.map(description).transpose();
-    let checks = vec![
-        name.as_ref().map(|_| ()).map_err(Clone::clone),
-        command.as_ref().map(|_| ()).map_err(Clone::clone),
-        env.as_ref().map(|_| ()).map_err(Clone::clone),
-        policy.as_ref().map(|_| ()).map_err(Clone::clone),
-        description.as_ref().map(|_| ()).map_err(Clone::clone),
-    ];
-    collect(checks, || ())?;
+    reject_invalid([
+        name.as_ref().err(),
+        command.as_ref().err(),
+        env.as_ref().err(),
+        policy.as_ref().err(),
+        description.as_ref().err(),
+    ])?;
     let changes = BotChanges {
         name: name?,
         description: description?,
@@ -358,10 +356,7 @@ async fn update_bot(
         restart_policy: policy?,
         limits: body.limits.map(Limits::from),
     };
-    let bot = state
-        .bots
-        .update(&caller, &current.id.to_string(), changes)
-        .await?;
+    let bot = state.bots.update(&caller, current, changes).await?;
     Ok(Json(bot.into()))
 }
 

@@ -60,12 +60,7 @@ pub struct PlanName(String);
 
 impl PlanName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let ok = (1..=32).contains(&raw.len())
-            && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
+        if crate::slug::is_slug(raw, 32) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(FieldError::new(

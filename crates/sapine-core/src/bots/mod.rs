@@ -130,8 +130,8 @@ impl Bots {
         Ok(Page::from_rows(bots, page, |b| b.id.0))
     }
 
-    pub async fn update(&self, caller: &Caller, key: &str, changes: BotChanges) -> Result<Bot> {
-        let mut bot = self.find(caller, key).await?;
+    /// Changes `bot`, which the caller got from `find`: partial changes are made against it.
+    pub async fn update(&self, caller: &Caller, mut bot: Bot, changes: BotChanges) -> Result<Bot> {
         let config = &mut bot.config;
         if let Some(name) = changes.name {
             config.name = name;

@@ -38,12 +38,7 @@ pub struct BotName(String);
 
 impl BotName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let ok = (1..=63).contains(&raw.len())
-            && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
+        if crate::slug::is_slug(raw, 63) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(FieldError::new(

@@ -121,14 +121,7 @@ async fn bots_are_created_listed_changed_and_deleted(backend: Backend) {
     let code_dir = app.data_dir().join("bots").join(id);
     assert!(code_dir.exists());
 
-    let deleted = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/bots/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let deleted = app.delete(&format!("/api/v1/bots/{id}"), Some(&token)).await;
     assert_eq!(deleted.status(), 204);
     assert_problem(
         app.get(&format!("/api/v1/bots/{id}"), Some(&token)).await,

@@ -7,8 +7,7 @@ use sapine_testkit::{Backend, PASSWORD, spawn_app};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::processes::processes_with;
-use crate::supervisor::wait_until;
+use crate::processes::{processes_with, wait_until};
 
 #[tokio::test]
 async fn bots_that_should_run_come_back_after_a_restart() {

@@ -1,4 +1,7 @@
-//! Finding a test's bot processes on the host, by a marker in their environment.
+//! Finding a test's bot processes on the host, by a marker in their environment, and waiting
+//! for them to appear or go.
+
+use std::time::Duration;
 
 /// Processes whose environment contains `marker` and whose command name starts with `comm`
 /// (any command when empty).
@@ -19,4 +22,15 @@ pub fn processes_with(marker: &str, comm: &str) -> usize {
             !zombie && name.starts_with(comm) && environ.windows(marker.len()).any(|w| w == marker.as_bytes())
         })
         .count()
+}
+
+/// Polls `condition` for up to 10 s.
+pub async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition never held");
 }

@@ -214,7 +214,7 @@ async fn a_bots_environment_reaches_only_the_bot() {
     assert_eq!(put.status(), 204);
     app.bot_action(&token, &id, "start").await;
     let bot = app.wait_for_status(&token, &id, "running").await;
-    crate::supervisor::wait_until(|| crate::processes::processes_with(&secret, "sleep") == 1).await;
+    crate::processes::wait_until(|| crate::processes::processes_with(&secret, "sleep") == 1).await;
     let sandbox = bot["pid"].as_u64().unwrap();
     for file in ["environ", "cmdline"] {
         let seen = std::fs::read(format!("/proc/{sandbox}/{file}")).unwrap();

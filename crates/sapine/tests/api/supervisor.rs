@@ -8,7 +8,7 @@ use chrono::DateTime;
 use sapine_testkit::{Backend, Tokens, spawn_app};
 use serde_json::{Value, json};
 
-use crate::processes::processes_with;
+use crate::processes::{processes_with, wait_until};
 
 #[tokio::test]
 async fn a_bot_prints_then_exits_with_its_code() {
@@ -194,14 +194,7 @@ async fn kill_restart_and_delete_leave_no_process_behind() {
 
     app.bot_action(&token, &id, "start").await;
     wait_until(|| processes_with(&marker, "sleep") == 2).await;
-    let deleted = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/bots/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let deleted = app.delete(&format!("/api/v1/bots/{id}"), Some(&token)).await;
     assert_eq!(deleted.status(), 204);
     assert_eq!(
         processes_with(&marker, ""),
@@ -311,22 +304,10 @@ async fn banning_or_deleting_a_user_stops_their_bots() {
         .await;
     app.bot_action(&other, &id, "start").await;
     wait_until(|| processes_with(&marker, "sleep") == 1).await;
-    let deleted = app
-        .request(reqwest::Method::DELETE, "/api/v1/users/me", Some(&other), None)
-        .await;
+    let deleted = app.delete("/api/v1/users/me", Some(&other)).await;
     assert_eq!(deleted.status(), 204);
     assert_eq!(processes_with(&marker, ""), 0);
     assert!(!app.data_dir().join("bots").join(&id).exists());
-}
-
-pub async fn wait_until(condition: impl Fn() -> bool) {
-    for _ in 0..400 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("condition never held");
 }
 
 #[tokio::test]
