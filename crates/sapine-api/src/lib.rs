@@ -52,7 +52,8 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let v1 = routes::auth::router(state)
         .merge(routes::me::router())
         .merge(routes::admin::router())
-        .merge(routes::bots::router(state.http.max_upload_bytes));
+        .merge(routes::bots::router(state.http.max_upload_bytes))
+        .merge(routes::logs::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(API_BASE, v1)
         .merge(routes::health::router())

@@ -18,6 +18,7 @@ use crate::error::{Problem, ProblemField};
         (name = "account", description = "The signed-in user's own account"),
         (name = "admin", description = "User administration (admins only)"),
         (name = "bots", description = "Bots: create, upload code, run, stop, secrets and crash history"),
+        (name = "logs", description = "Bots' logs: pages, live streams (WebSocket, SSE) and downloads"),
         (name = "service", description = "Health and metrics"),
     )
 )]

@@ -4,7 +4,7 @@
 pub mod archive;
 pub mod cgroup;
 mod code;
-mod output;
+mod logs;
 mod reporter;
 pub mod sandbox;
 mod supervisor;
@@ -23,6 +23,7 @@ use crate::reporter::Reporter;
 use crate::sandbox::Sandbox;
 use crate::supervisor::{Control, Run};
 
+pub use logs::LogPipeline;
 pub use sandbox::SandboxMode;
 
 pub struct ProcessSettings {
@@ -46,13 +47,14 @@ pub struct ProcessRuntime {
     sandbox: Result<Arc<Sandbox>, String>,
     cgroups: Option<Cgroups>,
     reporter: Reporter,
+    logs: Arc<LogPipeline>,
     supervised: Mutex<HashMap<BotId, Supervised>>,
 }
 
 impl ProcessRuntime {
     /// Probes the sandbox and cgroups once. A host that cannot sandbox still serves everything
     /// but bots, and says why; one without manageable cgroups falls back to rlimits.
-    pub fn new(settings: ProcessSettings, observer: Arc<dyn RunObserver>) -> Self {
+    pub fn new(settings: ProcessSettings, observer: Arc<dyn RunObserver>, logs: Arc<LogPipeline>) -> Self {
         // Others may pass through to a bot's directory (the sandbox's user must) but not list them.
         let bots_dir =
             std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o711)
@@ -85,6 +87,7 @@ impl ProcessRuntime {
             sandbox,
             cgroups,
             reporter: Reporter::spawn(observer),
+            logs,
             supervised: Mutex::new(HashMap::new()),
         }
     }
@@ -169,13 +172,19 @@ impl Runtime for ProcessRuntime {
             }
             supervised.insert(spec.bot, Supervised { control, ended });
         }
-        let (code_dir, cgroup) = match self.prepare(&spec).await {
+        let prepared = async {
+            let log = self.logs.open(spec.bot).await?;
+            let (code_dir, cgroup) = self.prepare(&spec).await?;
+            Ok::<_, Error>((code_dir, cgroup, log))
+        };
+        let (code_dir, cgroup, log) = match prepared.await {
             Ok(prepared) => prepared,
             Err(e) => {
                 let _ = ended_tx.send(true);
                 return Err(e);
             }
         };
+        log.set_limits(spec.limits.logs);
         // Reported before answering, so the caller sees the start it asked for at once.
         let starting = RunState {
             status: BotStatus::Starting,
@@ -189,6 +198,7 @@ impl Runtime for ProcessRuntime {
             sandbox,
             cgroup: cgroup.clone(),
             reporter: self.reporter.clone(),
+            log,
         };
         tokio::spawn(async move {
             supervisor::supervise(run, receiver).await;
@@ -253,6 +263,7 @@ impl Runtime for ProcessRuntime {
         for (_, mut ended) in handles {
             let _ = ended.wait_for(|done| *done).await;
         }
+        self.logs.shutdown().await;
         if let Some(cgroups) = self.cgroups.clone() {
             let _ = tokio::task::spawn_blocking(move || cgroups.release()).await;
         }

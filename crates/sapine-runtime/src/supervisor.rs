@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sapine_core::bots::{BotStatus, Crash, ExitInfo, ExitReason, RestartMode, RunSpec, RunState};
+use sapine_core::bots::{BotStatus, Crash, ExitInfo, ExitReason, LogStream, RestartMode, RunSpec, RunState};
 use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use crate::cgroup::BotCgroup;
-use crate::output::OutputRing;
+use crate::logs::{self, BotLog};
 use crate::reporter::Reporter;
 use crate::sandbox::{Sandbox, SandboxMode};
 
@@ -37,6 +37,7 @@ pub struct Run {
     pub sandbox: Arc<Sandbox>,
     pub cgroup: Option<Arc<BotCgroup>>,
     pub reporter: Reporter,
+    pub log: Arc<BotLog>,
 }
 
 /// How one spawned process ended.
@@ -53,7 +54,6 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
     };
     let mut consecutive_failures = 0u32;
     let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
-    let ring = OutputRing::default();
     let mut first = true;
     loop {
         state.status = BotStatus::Starting;
@@ -62,7 +62,8 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
         if !std::mem::take(&mut first) {
             run.reporter.state(run.spec.bot, state.clone());
         }
-        let exit = run_once(&run, &ring, &mut control, &mut state).await;
+        let run_start = run.log.next_seq();
+        let exit = run_once(&run, &mut control, &mut state).await;
         let success = exit.is_success();
         let stopped = matches!(exit.reason, ExitReason::Stopped | ExitReason::Killed);
         state.pid = None;
@@ -70,7 +71,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
         if !success && !stopped {
             let crash = Crash {
                 exit: exit.clone(),
-                last_lines: ring.last(CRASH_LINES),
+                last_lines: run.log.last_lines(run_start, CRASH_LINES),
             };
             run.reporter.crash(run.spec.bot, crash);
         }
@@ -98,12 +99,18 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
         recent_restarts.retain(|at| now.duration_since(*at) < window);
         if recent_restarts.len() >= policy.max_restarts as usize {
             tracing::warn!(bot = %run.spec.bot, restarts = recent_restarts.len(), "bot keeps crashing; giving up");
+            run.log.system(&format!(
+                "gave up: {} restarts within {} ms (restart_policy.max_restarts)",
+                recent_restarts.len(),
+                policy.window_ms
+            ));
             state.status = BotStatus::Failed;
             run.reporter.state_delivered(run.spec.bot, state).await;
             return;
         }
         recent_restarts.push_back(now);
         let wait = Duration::from_millis(policy.backoff_ms(consecutive_failures));
+        run.log.system(&format!("restarting in {} ms", wait.as_millis()));
         if !wait.is_zero() {
             state.status = BotStatus::Backoff;
             run.reporter.state(run.spec.bot, state.clone());
@@ -119,6 +126,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
                         };
                     }
                     state.status = BotStatus::Stopped;
+                    run.log.system("stopped while waiting to restart");
                     run.reporter.state_delivered(run.spec.bot, state).await;
                     return;
                 }
@@ -132,7 +140,6 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
 /// and clean up what is left of it.
 async fn run_once(
     run: &Run,
-    ring: &OutputRing,
     control: &mut mpsc::UnboundedReceiver<Control>,
     state: &mut RunState,
 ) -> ExitInfo {
@@ -142,20 +149,22 @@ async fn run_once(
             .map_or((0, 0), |g| (g.oom_kills(), g.pids_max_hits()))
     };
     let (oom_before, pids_before) = counters();
-    ring.clear();
     let started = Instant::now();
-    let (mut child, readers) = match spawn(run, ring) {
+    let (mut child, readers) = match spawn(run) {
         Ok(spawned) => spawned,
         Err(e) => {
-            ring.push_system(format!(
-                "sapine: cannot start {:?}: {e}",
-                run.spec.command.argv()[0]
-            ));
+            run.log
+                .system(&format!("cannot start {:?}: {e}", run.spec.command.argv()[0]));
             return exit_info(ExitReason::SpawnFailed, None, None, started);
         }
     };
     state.status = BotStatus::Running;
     state.pid = child.id();
+    run.log.system(&format!(
+        "started (code version {}, pid {})",
+        run.spec.code_version,
+        state.pid.unwrap_or_default()
+    ));
     state.started_at = Some(Utc::now());
     run.reporter.state(run.spec.bot, state.clone());
     let ending = tokio::select! {
@@ -197,22 +206,46 @@ async fn run_once(
     for reader in readers {
         let _ = tokio::time::timeout(OUTPUT_GRACE, reader).await;
     }
+    run.log.report_drops();
+    run.log.system(&describe(&exit));
     exit
+}
+
+/// The `system` line saying how a run ended.
+fn describe(exit: &ExitInfo) -> String {
+    let after = format!("after {} ms", exit.uptime_ms);
+    match (exit.reason, exit.exit_code, exit.signal) {
+        (ExitReason::MemoryLimit, ..) => format!("killed: over its memory limit {after}"),
+        (ExitReason::PidsLimit, ..) => format!("ended at its process limit {after}"),
+        (ExitReason::Stopped, ..) => format!("stopped on request {after}"),
+        (ExitReason::Killed, ..) => format!("killed on request {after}"),
+        (_, _, Some(signal)) => format!("killed by signal {signal} {after}"),
+        (_, Some(code), _) => format!("exited with code {code} {after}"),
+        _ => format!("ended {after}"),
+    }
 }
 
 type Readers = Vec<tokio::task::JoinHandle<()>>;
 
-fn spawn(run: &Run, ring: &OutputRing) -> std::io::Result<(Child, Readers)> {
+fn spawn(run: &Run) -> std::io::Result<(Child, Readers)> {
     let (mut command, _open_until_spawned) =
         run.sandbox
             .command(&run.spec, &run.code_dir, run.cgroup.as_deref())?;
     let mut child = command.spawn()?;
     let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        readers.push(tokio::spawn(ring.clone().capture(stdout)));
+        readers.push(tokio::spawn(logs::capture(
+            run.log.clone(),
+            LogStream::Stdout,
+            stdout,
+        )));
     }
     if let Some(stderr) = child.stderr.take() {
-        readers.push(tokio::spawn(ring.clone().capture(stderr)));
+        readers.push(tokio::spawn(logs::capture(
+            run.log.clone(),
+            LogStream::Stderr,
+            stderr,
+        )));
     }
     Ok((child, readers))
 }

@@ -3,6 +3,7 @@
 
 mod bots;
 mod clock;
+pub mod logs;
 mod postgres;
 mod smtp;
 

@@ -14,10 +14,10 @@ use chrono::Duration as TimeDelta;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sapine_api::{AppState, AuthLimits, HttpSettings, RateLimitSettings};
 use sapine_core::accounts::{AccountSettings, Accounts, HashCost, PasswordHasher, PlanName};
-use sapine_core::bots::{Bots, Plans, Runtime, SecretBox, StoreObserver};
+use sapine_core::bots::{BotPorts, Bots, Plans, Runtime, SecretBox, StoreObserver};
 use sapine_core::clock::{Clock, SystemClock};
 use sapine_core::mail::Mailer;
-use sapine_runtime::{ProcessRuntime, ProcessSettings};
+use sapine_runtime::{LogPipeline, ProcessRuntime, ProcessSettings};
 use sapine_store::{Database, PoolOptions};
 use sha2::Digest;
 use tokio::net::TcpListener;
@@ -76,18 +76,19 @@ impl Services {
             &secret,
             settings,
         ));
-        let runtime = open_runtime(config, database.clone(), clock.clone());
+        let logs = LogPipeline::new(config.data_dir.join("logs"));
+        let runtime = open_runtime(config, database.clone(), clock.clone(), logs.clone());
         let plan_limits = config.plan_limits()?;
         let default_limits = plan_limits.get(&default_plan).copied().unwrap_or_default();
         let plans = Plans::new(plan_limits, default_limits);
-        let bots = Arc::new(Bots::new(
-            database.clone(),
-            database.clone(),
-            runtime.clone(),
+        let ports = BotPorts {
+            store: database.clone(),
+            users: database.clone(),
+            runtime: runtime.clone(),
+            logs,
             clock,
-            SecretBox::new(&secret),
-            plans,
-        ));
+        };
+        let bots = Arc::new(Bots::new(ports, SecretBox::new(&secret), plans));
         accounts.set_lifecycle(bots.clone());
         Ok(Self {
             accounts,
@@ -100,7 +101,12 @@ impl Services {
 
 /// The process runtime, its cgroup named after the data dir so that servers sharing a machine
 /// never touch each other's bots.
-fn open_runtime(config: &Config, store: Arc<dyn Database>, clock: Arc<dyn Clock>) -> Arc<dyn Runtime> {
+fn open_runtime(
+    config: &Config,
+    store: Arc<dyn Database>,
+    clock: Arc<dyn Clock>,
+    logs: Arc<LogPipeline>,
+) -> Arc<dyn Runtime> {
     let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
     let settings = ProcessSettings {
@@ -114,6 +120,7 @@ fn open_runtime(config: &Config, store: Arc<dyn Database>, clock: Arc<dyn Clock>
     Arc::new(ProcessRuntime::new(
         settings,
         Arc::new(StoreObserver::new(store, clock)),
+        logs,
     ))
 }
 

@@ -2,6 +2,7 @@
 //! running itself happens behind the `Runtime` port; what it reports comes back through
 //! `RunObserver` and is persisted here.
 
+mod logs;
 mod observer;
 mod plan;
 mod runtime;
@@ -14,6 +15,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use logs::{
+    FeedEnd, LogBatch, LogBook, LogFeed, LogFilter, LogLimits, LogLine, LogPage, LogSearch, LogStream,
+    MAX_LINE_BYTES,
+};
 pub use observer::StoreObserver;
 pub use plan::{PlanLimits, Plans, ResolvedLimits};
 pub use runtime::{CodeFormat, CodeInfo, RunObserver, RunSpec, Runtime};
@@ -54,25 +59,29 @@ pub struct Bots {
     store: Arc<dyn BotStore>,
     users: Arc<dyn AccountStore>,
     runtime: Arc<dyn Runtime>,
+    logs: Arc<dyn LogBook>,
     clock: Arc<dyn Clock>,
     secrets: SecretBox,
     plans: Plans,
 }
 
+/// The ports `Bots` acts through.
+pub struct BotPorts {
+    pub store: Arc<dyn BotStore>,
+    pub users: Arc<dyn AccountStore>,
+    pub runtime: Arc<dyn Runtime>,
+    pub logs: Arc<dyn LogBook>,
+    pub clock: Arc<dyn Clock>,
+}
+
 impl Bots {
-    pub fn new(
-        store: Arc<dyn BotStore>,
-        users: Arc<dyn AccountStore>,
-        runtime: Arc<dyn Runtime>,
-        clock: Arc<dyn Clock>,
-        secrets: SecretBox,
-        plans: Plans,
-    ) -> Self {
+    pub fn new(ports: BotPorts, secrets: SecretBox, plans: Plans) -> Self {
         Self {
-            store,
-            users,
-            runtime,
-            clock,
+            store: ports.store,
+            users: ports.users,
+            runtime: ports.runtime,
+            logs: ports.logs,
+            clock: ports.clock,
             secrets,
             plans,
         }
@@ -168,6 +177,7 @@ impl Bots {
     async fn remove(&self, id: BotId) -> Result<()> {
         self.store.set_should_run(id, false, self.clock.now()).await?;
         self.runtime.remove(id).await;
+        self.logs.remove(id).await;
         self.store.delete_bot(id).await?;
         tracing::info!(bot = %id, "bot deleted");
         Ok(())
@@ -267,6 +277,30 @@ impl Bots {
     pub async fn crashes(&self, caller: &Caller, key: &str, limit: u32) -> Result<Vec<Crash>> {
         let bot = self.find(caller, key).await?;
         Ok(self.store.crashes(bot.id, limit).await?)
+    }
+
+    /// A page of the bot's log: lines after `after` that pass `filter`.
+    pub async fn logs(
+        &self,
+        caller: &Caller,
+        key: &str,
+        filter: &LogFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<LogPage> {
+        let bot = self.find(caller, key).await?;
+        self.logs.read(bot.id, filter, after, limit).await
+    }
+
+    /// The bot's lines after `after`, then live ones as the bot prints them.
+    pub async fn follow_logs(
+        &self,
+        caller: &Caller,
+        key: &str,
+        after: Option<u64>,
+    ) -> Result<Box<dyn LogFeed>> {
+        let bot = self.find(caller, key).await?;
+        self.logs.follow(bot.id, after).await
     }
 
     /// Brings back, once, every bot that should run: called at start-up after the runtime has

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::accounts::PlanName;
 
-use super::Limits;
+use super::{Limits, LogLimits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanLimits {
@@ -17,6 +17,8 @@ pub struct PlanLimits {
     pub upload_mb: u64,
     /// Whether bots may reach the network; without it each runs in an empty network namespace.
     pub network: bool,
+    /// How much log each bot keeps and how fast it may print.
+    pub logs: LogLimits,
 }
 
 impl Default for PlanLimits {
@@ -29,6 +31,7 @@ impl Default for PlanLimits {
             disk_mb: 512,
             upload_mb: 50,
             network: true,
+            logs: LogLimits::default(),
         }
     }
 }
@@ -55,6 +58,11 @@ impl PlanLimits {
                 "pids" => plan.pids = number()?,
                 "disk_mb" => plan.disk_mb = number()?,
                 "upload_mb" => plan.upload_mb = number()?,
+                "log_mb" => plan.logs.max_bytes = number()?.saturating_mul(1024 * 1024),
+                "log_retention" => plan.logs.max_age = parse_duration(value)?,
+                "log_rate" => {
+                    plan.logs.lines_per_second = u32::try_from(number()?).map_err(|e| e.to_string())?
+                }
                 "network" => {
                     plan.network = match value {
                         "on" | "true" => true,
@@ -64,7 +72,7 @@ impl PlanLimits {
                 }
                 other => {
                     return Err(format!(
-                        "unknown plan limit {other:?} (known: max_bots, memory_mb, cpu_percent, pids, disk_mb, upload_mb, network)"
+                        "unknown plan limit {other:?} (known: max_bots, memory_mb, cpu_percent, pids, disk_mb, upload_mb, network, log_mb, log_retention, log_rate)"
                     ));
                 }
             }
@@ -92,8 +100,28 @@ impl PlanLimits {
             pids: check("pids", asked.pids, self.pids)?,
             disk_mb: check("disk_mb", asked.disk_mb, self.disk_mb)?,
             network: self.network,
+            logs: self.logs,
         })
     }
+}
+
+/// `30d`, `12h`, `15m` or `90s`.
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    let error = || format!("log_retention {value:?} must be a positive number followed by s, m, h or d");
+    let unit = value.chars().last().ok_or_else(error)?;
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(error()),
+    };
+    let n: u64 = value[..value.len() - 1]
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(error)?;
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 /// The limits a run gets, every one set.
@@ -104,6 +132,7 @@ pub struct ResolvedLimits {
     pub pids: u64,
     pub disk_mb: u64,
     pub network: bool,
+    pub logs: LogLimits,
 }
 
 /// Every configured plan; a user whose plan was removed from the configuration gets the default.
@@ -139,6 +168,20 @@ mod tests {
         assert_eq!((plan.max_bots, plan.memory_mb, plan.network), (2, 64, false));
         assert!(PlanLimits::parse("memory=1").is_err());
         assert!(PlanLimits::parse("pids=0").is_err());
+        let logs = PlanLimits::parse("log_mb=2 log_retention=7d log_rate=10")
+            .unwrap()
+            .logs;
+        assert_eq!(logs.max_bytes, 2 * 1024 * 1024);
+        assert_eq!(logs.max_age.as_secs(), 7 * 86_400);
+        assert_eq!(logs.lines_per_second, 10);
+        for bad in [
+            "log_retention=7",
+            "log_retention=0s",
+            "log_retention=d",
+            "log_retention=5w",
+        ] {
+            assert!(PlanLimits::parse(bad).is_err(), "{bad}");
+        }
         let resolved = plan
             .resolve(Limits {
                 memory_mb: Some(32),
