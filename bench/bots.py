@@ -16,7 +16,7 @@ import time
 import urllib.request
 
 BINARY = sys.argv[1]
-BOTS = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+BOTS = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 200
 PASSWORD = "correct horse battery staple"
 # Idle bots sleep: what they run does not change what the supervisor spends on them, and a
 # cheap program keeps one bot's start-up from slowing the measurement of the next.
