@@ -2,6 +2,7 @@
 //! running itself happens behind the `Runtime` port; what it reports comes back through
 //! `RunObserver` and is persisted here.
 
+mod metrics;
 mod observer;
 mod plan;
 mod runtime;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use metrics::{Aggregate, BotMetrics, MetricStore, MetricsQuery, Resolution, Sample, Usage};
 pub use observer::StoreObserver;
 pub use plan::{PlanLimits, Plans, ResolvedLimits};
 pub use runtime::{CodeFormat, CodeInfo, RunObserver, RunSpec, Runtime};
