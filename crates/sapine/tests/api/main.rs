@@ -6,6 +6,7 @@ mod binary;
 mod bots;
 mod durability;
 mod login;
+mod metrics;
 mod persistence;
 mod processes;
 mod profile;
