@@ -5,13 +5,14 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sapine_core::bots::{BotId, Resolution};
+use sapine_core::bots::{Aggregate, BotId, Resolution};
 use sapine_testkit::{Backend, TestApp, assert_problem, on_both_backends, spawn_app_with};
 use serde_json::{Value, json};
 
 on_both_backends!(
     a_busy_bot_is_measured_and_its_series_outlive_the_server_but_not_the_bot,
     bad_ranges_and_steps_are_refused_naming_the_field,
+    rollups_merge_in_the_database_and_old_rows_are_pruned,
 );
 
 const BUSY: &str = "while True:\n    pass\n";
@@ -190,6 +191,111 @@ async fn bad_ranges_and_steps_are_refused_naming_the_field(backend: Backend) {
     assert_eq!(problem["errors"][0]["field"], "step", "{problem}");
     let response = app.get("/api/v1/bots/no-such-bot/metrics", Some(&token)).await;
     assert_problem(response, 404, "not_found").await;
+}
+
+async fn rollups_merge_in_the_database_and_old_rows_are_pruned(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let token = app.user("rollup@example.com").await.access;
+    let bot = app.create_bot(&token, "stored", &["true"], json!({})).await;
+    let id = BotId(bot["id"].as_str().expect("id").parse().expect("uuid"));
+    let database = app.app_services.database.clone();
+    let sample = |ts_ms: i64, cpu: f64, memory: u64, disk: Option<u64>| Aggregate {
+        ts_ms,
+        samples: 1,
+        cpu_sum: cpu,
+        cpu_count: 1,
+        memory_max: Some(memory),
+        disk_read_bytes: disk,
+        disk_write_bytes: None,
+        net_rx_bytes: None,
+        net_tx_bytes: None,
+        uptime_ms: u64::try_from(ts_ms % 1_000_000).expect("positive"),
+        restarts: 1,
+        last_ms: ts_ms,
+    };
+    let minute = |ms: i64| Resolution::Minute.bucket_ms(ms);
+    let old = minute((Utc::now() - chrono::Duration::hours(25)).timestamp_millis());
+    let recent = minute((Utc::now() - chrono::Duration::hours(1)).timestamp_millis());
+    // Within one minute each, written out of order.
+    database
+        .record_samples(&[(id, sample(old + 20_000, 80.0, 300, Some(5)))])
+        .await
+        .expect("recorded");
+    database
+        .record_samples(&[
+            (id, sample(old + 10_000, 40.0, 900, None)),
+            (id, sample(recent, 10.0, 1, Some(1))),
+            (BotId::new(), sample(recent, 10.0, 1, None)),
+        ])
+        .await
+        .expect("a sample of a bot that is gone is dropped, not an error");
+
+    let minutes = database
+        .series(id, Resolution::Minute, old, old + 60_000)
+        .await
+        .expect("series");
+    assert_eq!(minutes.len(), 1);
+    let merged = &minutes[0];
+    assert_eq!(
+        (merged.samples, merged.cpu_percent(), merged.memory_max),
+        (2, Some(60.0), Some(900))
+    );
+    assert_eq!(merged.disk_read_bytes, Some(5));
+    assert_eq!(
+        merged.uptime_ms,
+        sample(old + 20_000, 0.0, 0, None).uptime_ms,
+        "the later sample's"
+    );
+
+    app.app_services.metrics.prune().await.expect("pruned");
+    let raw = database
+        .series(id, Resolution::Raw, i64::MIN, i64::MAX)
+        .await
+        .expect("series");
+    assert_eq!(raw.len(), 1, "raw rows older than a day are gone: {raw:?}");
+    assert_eq!(raw[0].ts_ms, recent);
+    for resolution in [Resolution::Minute, Resolution::Hour] {
+        let kept = database
+            .series(id, resolution, i64::MIN, old + 60_000)
+            .await
+            .expect("series");
+        assert!(!kept.is_empty(), "{resolution:?} rows are kept longer");
+    }
+}
+
+/// A bot without network has a namespace of its own, so its traffic (loopback only) is its
+/// own to report; with the host's network it stays null.
+#[tokio::test]
+async fn network_bytes_are_shown_only_for_a_private_network() {
+    for (network, private) in [("off", true), ("on", false)] {
+        let app = spawn_app_with(Backend::Sqlite, |c| {
+            c.metrics_interval_ms = 200;
+            c.plan_limits = format!("free: network={network}");
+        })
+        .await;
+        let token = app.user("net@example.com").await.access;
+        let id = app
+            .deploy(
+                &token,
+                "net",
+                &["python3", "bot.py"],
+                &[("bot.py", BUSY)],
+                json!({}),
+            )
+            .await;
+        app.bot_action(&token, &id, "start").await;
+        let sample = wait_for_sample(&app, &token, &id, "?step=1s", |s| s["memory_bytes"].is_u64()).await;
+        assert_eq!(
+            sample["net_rx_bytes"].is_u64(),
+            private,
+            "network={network}: {sample}"
+        );
+        assert_eq!(
+            sample["net_tx_bytes"].is_u64(),
+            private,
+            "network={network}: {sample}"
+        );
+    }
 }
 
 /// The counters are process-wide and other tests' servers share them, so only their presence
