@@ -56,10 +56,6 @@ impl Resolution {
         }
     }
 
-    pub fn from_width_secs(width: i64) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.width_secs() == width)
-    }
-
     pub fn retention(self) -> TimeDelta {
         match self {
             Resolution::Raw => TimeDelta::hours(24),
@@ -194,7 +190,7 @@ pub struct MetricsQuery {
 }
 
 /// Most buckets one answer may hold.
-pub const MAX_BUCKETS: i64 = 10_000;
+const MAX_BUCKETS: i64 = 10_000;
 /// Buckets aimed at when the caller names no step.
 const DEFAULT_BUCKETS: i64 = 1_000;
 
