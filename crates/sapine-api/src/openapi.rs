@@ -17,7 +17,7 @@ use crate::error::{Problem, ProblemField};
         (name = "auth", description = "Registration, login, tokens and password recovery"),
         (name = "account", description = "The signed-in user's own account"),
         (name = "admin", description = "User administration (admins only)"),
-        (name = "bots", description = "Bots: create, upload code, run, stop, secrets and crash history"),
+        (name = "bots", description = "Bots: create, upload code, run, stop, secrets, crash history and metrics"),
         (name = "logs", description = "Bots' logs: pages, live streams (WebSocket, SSE) and downloads"),
         (name = "service", description = "Health and metrics"),
     )

@@ -4,7 +4,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sapine_core::accounts::Accounts;
-use sapine_core::bots::Bots;
+use sapine_core::bots::{BotMetrics, Bots};
 
 use crate::rate_limit::AuthLimits;
 
@@ -13,6 +13,7 @@ use crate::rate_limit::AuthLimits;
 pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub bots: Arc<Bots>,
+    pub bot_metrics: Arc<BotMetrics>,
     pub readiness: Arc<dyn Readiness>,
     pub metrics: PrometheusHandle,
     pub limits: Arc<AuthLimits>,

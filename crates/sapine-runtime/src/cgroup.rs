@@ -58,12 +58,15 @@ enum Version {
 }
 
 /// The controllers Sapine uses. On v2 there is no cpuacct; CPU accounting lives in the cpu group's `cpu.stat`.
+/// Blkio (v1) only feeds the disk I/O metric; v2's `io.stat` is read when the io controller happens to be
+/// enabled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Controller {
     Memory,
     Pids,
     Cpu,
     Cpuacct,
+    Blkio,
 }
 
 impl Controller {
@@ -73,6 +76,7 @@ impl Controller {
             Controller::Pids => "pids",
             Controller::Cpu => "cpu",
             Controller::Cpuacct => "cpuacct",
+            Controller::Blkio => "blkio",
         }
     }
 }
@@ -319,6 +323,17 @@ impl BotCgroup {
         }
     }
 
+    /// Bytes read from and written to block devices so far, when the host accounts them for the group.
+    pub fn io_bytes(&self) -> Option<(u64, u64)> {
+        match self.version {
+            Version::V1 => {
+                let text = self.read(Controller::Blkio, "blkio.throttle.io_service_bytes")?;
+                Some(sum_v1_io(&text))
+            }
+            Version::V2 => Some(sum_v2_io(&self.read(Controller::Memory, "io.stat")?)),
+        }
+    }
+
     fn exists(&self) -> bool {
         self.groups.iter().any(|group| group.dir.exists())
     }
@@ -473,6 +488,38 @@ fn keyed_value(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Sums the `<major>:<minor> Read|Write <bytes>` lines of v1's blkio.throttle.io_service_bytes.
+fn sum_v1_io(text: &str) -> (u64, u64) {
+    let mut total = (0u64, 0u64);
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(_device), Some(op), Some(bytes)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        let bytes: u64 = bytes.parse().unwrap_or(0);
+        match op {
+            "Read" => total.0 = total.0.saturating_add(bytes),
+            "Write" => total.1 = total.1.saturating_add(bytes),
+            _ => {}
+        }
+    }
+    total
+}
+
+/// Sums `rbytes=` and `wbytes=` over the devices of v2's io.stat.
+fn sum_v2_io(text: &str) -> (u64, u64) {
+    let mut total = (0u64, 0u64);
+    for field in text.split_whitespace() {
+        let value = |prefix: &str| field.strip_prefix(prefix).and_then(|v| v.parse::<u64>().ok());
+        if let Some(bytes) = value("rbytes=") {
+            total.0 = total.0.saturating_add(bytes);
+        } else if let Some(bytes) = value("wbytes=") {
+            total.1 = total.1.saturating_add(bytes);
+        }
+    }
+    total
+}
+
 fn create_dir_if_missing(dir: &Path) -> io::Result<()> {
     match fs::create_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -569,7 +616,7 @@ fn unified_mount_with_controllers(mounts: &[Mount]) -> Option<&Mount> {
 }
 
 /// The v1 hierarchies carrying our controllers, one entry per mount (co-mounted controllers share one).
-/// cpuacct is optional: it only feeds the CPU usage metric.
+/// cpuacct and blkio are optional: they only feed metrics.
 fn v1_hierarchies(mounts: &[Mount]) -> Result<Vec<Group>, String> {
     let mut hierarchies: Vec<Group> = Vec::new();
     let mut missing = Vec::new();
@@ -578,6 +625,7 @@ fn v1_hierarchies(mounts: &[Mount]) -> Result<Vec<Group>, String> {
         Controller::Pids,
         Controller::Cpu,
         Controller::Cpuacct,
+        Controller::Blkio,
     ] {
         let mount = mounts.iter().find(|mount| {
             mount.fs_type == "cgroup"
@@ -593,6 +641,9 @@ fn v1_hierarchies(mounts: &[Mount]) -> Result<Vec<Group>, String> {
             continue;
         };
         if mount.read_only {
+            if !REQUIRED.contains(&controller) {
+                continue;
+            }
             return Err(format!("{} is mounted read-only", mount.mount_point.display()));
         }
         match hierarchies
@@ -616,16 +667,20 @@ fn v1_hierarchies(mounts: &[Mount]) -> Result<Vec<Group>, String> {
     }
 }
 
-/// Creates `<hierarchy>/<name>` in every v1 hierarchy we use.
+/// Creates `<hierarchy>/<name>` in every v1 hierarchy we use; a hierarchy carrying only optional
+/// controllers that refuses us is left out rather than failing the rest.
 fn setup_v1(mounts: &[Mount], name: &str) -> Result<Cgroups, String> {
-    let parents = v1_hierarchies(mounts)?
-        .into_iter()
-        .map(|group| {
-            let dir = group.dir.join(name);
-            create_dir_if_missing(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            Ok(Group { dir, ..group })
-        })
-        .collect::<Result<_, String>>()?;
+    let mut parents = Vec::new();
+    for group in v1_hierarchies(mounts)? {
+        let dir = group.dir.join(name);
+        match create_dir_if_missing(&dir) {
+            Ok(()) => parents.push(Group { dir, ..group }),
+            Err(e) if group.controllers.iter().all(|c| !REQUIRED.contains(c)) => {
+                warn!(dir = %dir.display(), error = %e, "cannot create an optional cgroup; its metrics stay unknown");
+            }
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+    }
     Ok(Cgroups {
         version: Version::V1,
         parents,
@@ -843,6 +898,9 @@ mod tests {
         assert!(bot.pids().contains(&(child.id() as i32)));
         assert!(bot.memory_bytes().is_some_and(|bytes| bytes > 0));
         assert!(bot.cpu_usage_usec().is_some());
+        if fixture.cgroups.version == Version::V1 {
+            assert!(bot.io_bytes().is_some(), "blkio is accounted on v1");
+        }
 
         bot.signal_all(libc::SIGKILL);
         let status = child.wait().expect("wait for child");
@@ -959,6 +1017,14 @@ mod tests {
             Some(1)
         );
         assert_eq!(keyed_value("max 7\n", "oom_kill"), None);
+        assert_eq!(
+            sum_v1_io("8:0 Read 4096\n8:0 Write 512\n8:0 Sync 9\n8:16 Read 4\n8:16 Write 8\nTotal 4620\n"),
+            (4100, 520)
+        );
+        assert_eq!(
+            sum_v2_io("8:0 rbytes=100 wbytes=20 rios=1 wios=1\n253:0 rbytes=5 wbytes=0 dbytes=0\n"),
+            (105, 20)
+        );
         assert_eq!(cpu_quota_us(100), 100_000);
         assert_eq!(cpu_quota_us(250), 250_000);
         assert_eq!(cpu_quota_us(0), MIN_CPU_QUOTA_US);

@@ -8,20 +8,25 @@ mod logs;
 mod reporter;
 pub mod sandbox;
 mod supervisor;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use sapine_core::Error;
-use sapine_core::bots::{BotId, BotStatus, CodeFormat, CodeInfo, RunObserver, RunSpec, RunState, Runtime};
+use sapine_core::bots::{
+    BotId, BotStatus, CodeFormat, CodeInfo, RunObserver, RunSpec, RunState, Runtime, Usage,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::cgroup::{BotCgroup, CgroupLimits, Cgroups};
 use crate::reporter::Reporter;
 use crate::sandbox::Sandbox;
-use crate::supervisor::{Control, Run};
+use crate::supervisor::{Control, LiveRun, Run};
+use crate::usage::Metered;
 
 pub use logs::LogPipeline;
 pub use sandbox::SandboxMode;
@@ -40,6 +45,8 @@ pub struct ProcessSettings {
 struct Supervised {
     control: mpsc::UnboundedSender<Control>,
     ended: watch::Receiver<bool>,
+    /// What the metrics sampler reads, once the run is prepared.
+    metered: Option<Metered>,
 }
 
 pub struct ProcessRuntime {
@@ -170,8 +177,16 @@ impl Runtime for ProcessRuntime {
             if supervised.get(&spec.bot).is_some_and(|s| !*s.ended.borrow()) {
                 return Ok(());
             }
-            supervised.insert(spec.bot, Supervised { control, ended });
+            supervised.insert(
+                spec.bot,
+                Supervised {
+                    control,
+                    ended,
+                    metered: None,
+                },
+            );
         }
+        let counting_since = Instant::now();
         let prepared = async {
             let log = self.logs.open(spec.bot).await?;
             let (code_dir, cgroup) = self.prepare(&spec).await?;
@@ -192,6 +207,15 @@ impl Runtime for ProcessRuntime {
             ..RunState::created()
         };
         let reported = self.reporter.state_delivered(spec.bot, starting);
+        let (live, live_run) = watch::channel::<Option<LiveRun>>(None);
+        if let Some(entry) = self.lock().get_mut(&spec.bot) {
+            entry.metered = Some(Metered {
+                live: live_run,
+                cgroup: cgroup.clone(),
+                // A cgroup's counters start with it and run on across restarts.
+                counting_since: cgroup.as_ref().map(|_| counting_since),
+            });
+        }
         let run = Run {
             spec,
             code_dir,
@@ -199,6 +223,7 @@ impl Runtime for ProcessRuntime {
             cgroup: cgroup.clone(),
             reporter: self.reporter.clone(),
             log,
+            live,
         };
         tokio::spawn(async move {
             supervisor::supervise(run, receiver).await;
@@ -248,6 +273,20 @@ impl Runtime for ProcessRuntime {
             }
         })
         .await;
+    }
+
+    async fn usage(&self) -> Vec<(BotId, Usage)> {
+        let targets: Vec<_> = self
+            .lock()
+            .iter()
+            .filter_map(|(bot, s)| Some((*bot, s.metered.as_ref()?.target()?)))
+            .collect();
+        if targets.is_empty() {
+            return Vec::new();
+        }
+        tokio::task::spawn_blocking(move || usage::measure(targets))
+            .await
+            .unwrap_or_default()
     }
 
     async fn shutdown(&self) {

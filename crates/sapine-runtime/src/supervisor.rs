@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use sapine_core::bots::{BotStatus, Crash, ExitInfo, ExitReason, LogStream, RestartMode, RunSpec, RunState};
 use tokio::process::Child;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::cgroup::BotCgroup;
 use crate::logs::{self, BotLog};
@@ -38,6 +38,16 @@ pub struct Run {
     pub cgroup: Option<Arc<BotCgroup>>,
     pub reporter: Reporter,
     pub log: Arc<BotLog>,
+    /// The process running now, for the metrics sampler; `None` between runs.
+    pub live: watch::Sender<Option<LiveRun>>,
+}
+
+/// One run's process, as the metrics sampler needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveRun {
+    pub pid: u32,
+    pub started: Instant,
+    pub restarts: u32,
 }
 
 /// How one spawned process ended.
@@ -69,6 +79,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
         state.pid = None;
         state.last_exit = Some(exit.clone());
         if !success && !stopped {
+            metrics::counter!("sapine_bot_crashes_total", "reason" => exit.reason.as_str()).increment(1);
             let crash = Crash {
                 exit: exit.clone(),
                 last_lines: run.log.last_lines(run_start, CRASH_LINES),
@@ -133,6 +144,7 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
             }
         }
         state.restarts += 1;
+        metrics::counter!("sapine_bot_restarts_total").increment(1);
     }
 }
 
@@ -167,6 +179,13 @@ async fn run_once(
     ));
     state.started_at = Some(Utc::now());
     run.reporter.state(run.spec.bot, state.clone());
+    if let Some(pid) = state.pid {
+        run.live.send_replace(Some(LiveRun {
+            pid,
+            started,
+            restarts: state.restarts,
+        }));
+    }
     let ending = tokio::select! {
         status = child.wait() => status.map(Ending::Exited),
         command = control.recv() => {
@@ -202,6 +221,7 @@ async fn run_once(
             exit_info(ExitReason::Killed, None, None, started)
         }
     };
+    run.live.send_replace(None);
     clean_up_tree(run);
     for reader in readers {
         let _ = tokio::time::timeout(OUTPUT_GRACE, reader).await;

@@ -84,6 +84,21 @@ macro_rules! bot_store {
                 Ok(u64::try_from(n).unwrap_or_default())
             }
 
+            async fn count_by_status(&self) -> Result<Vec<(BotStatus, u64)>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM bots GROUP BY status")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.into_iter()
+                    .map(|(status, n)| {
+                        let status = status
+                            .parse::<BotStatus>()
+                            .map_err(|e| StoreError::Corrupt(format!("bot status {status:?}: {}", e.message)))?;
+                        Ok((status, u64::try_from(n).unwrap_or_default()))
+                    })
+                    .collect()
+            }
+
             async fn bots_of(&self, owner: UserId) -> Result<Vec<Bot>> {
                 sqlx::query_as::<_, BotRow>(concat!("SELECT ", bot_columns!(), " FROM bots WHERE owner_id = $1"))
                     .bind(owner.0)

@@ -1,10 +1,11 @@
 //! Storage adapters. Each backend has its own concrete pool and migrations; the SQL itself is
-//! written once (see `accounts.rs` and `bots.rs`), in the dialect both SQLite and PostgreSQL accept.
+//! written once (see `accounts.rs`, `bots.rs` and `metrics.rs`), in the dialect both SQLite and PostgreSQL accept.
 
 mod accounts;
 mod bot_rows;
 mod bots;
 mod errors;
+mod metrics;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -14,14 +15,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sapine_core::StoreError;
 use sapine_core::accounts::AccountStore;
-use sapine_core::bots::BotStore;
+use sapine_core::bots::{BotStore, MetricStore};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Everything the server keeps, behind one handle.
 #[async_trait]
-pub trait Database: AccountStore + BotStore {
+pub trait Database: AccountStore + BotStore + MetricStore {
     /// Applies pending migrations; safe to run at every start.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// "sqlite" or "postgres", for logs and readiness answers.

@@ -7,7 +7,7 @@ use sapine_core::StoreError;
 use sapine_core::accounts::{
     Email, MailedToken, RefreshOutcome, Session, SessionId, TokenHash, TokenPurpose, User, UserId, UserRecord,
 };
-use sapine_core::bots::{Bot, BotConfig, BotId, BotName, BotStatus, Crash, RunState};
+use sapine_core::bots::{Aggregate, Bot, BotConfig, BotId, BotName, BotStatus, Crash, Resolution, RunState};
 use sapine_core::page::PageRequest;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
@@ -18,6 +18,7 @@ use crate::bot_rows::{
 };
 use crate::bots::bot_store;
 use crate::errors::{classify, db_error};
+use crate::metrics::{MetricRow, metric_store, signed};
 use crate::rows::{SessionRow, UserRow, contains_pattern, session_columns, user_columns};
 use crate::{Database, PoolOptions};
 
@@ -44,6 +45,7 @@ impl PgStore {
 
 account_store!(PgStore);
 bot_store!(PgStore);
+metric_store!(PgStore);
 
 #[async_trait]
 impl Database for PgStore {

@@ -95,6 +95,7 @@ async fn start(
     let app_services = sapine::startup::Services {
         accounts: services.accounts.clone(),
         bots: services.bots.clone(),
+        metrics: services.metrics.clone(),
         runtime: services.runtime.clone(),
         database: services.database.clone(),
     };

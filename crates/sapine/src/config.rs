@@ -258,6 +258,8 @@ settings! {
     plan_limits: String = "free: max_bots=5 memory_mb=256 cpu_percent=100 pids=128 disk_mb=512 upload_mb=50 network=on",
     /// Sandbox bots with bubblewrap (`on`), or run them unconfined (`off`, only for hosts that cannot sandbox).
     sandbox: SandboxMode = "on",
+    /// How often each running bot's CPU, memory, disk and network use is sampled, in milliseconds (at least 100).
+    metrics_interval_ms: u64 = "5000",
 }
 
 /// Environment variables with the `SAPINE_` prefix that are not settings.
@@ -394,6 +396,9 @@ impl Config {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));
             }
+        }
+        if self.metrics_interval_ms < 100 {
+            return Err(invalid("metrics_interval_ms", "must be at least 100".into()));
         }
         if self.access_token_ttl_secs > self.refresh_token_ttl_secs {
             return Err(invalid(
@@ -550,6 +555,15 @@ mod tests {
         );
         assert!(
             matches!(load(&[], &[("default_plan", "gold")]), Err(ConfigError::Invalid { key, .. }) if key == "default_plan")
+        );
+        assert!(
+            matches!(load(&[], &[("metrics_interval_ms", "99")]), Err(ConfigError::Invalid { key, .. }) if key == "metrics_interval_ms")
+        );
+        assert_eq!(
+            load(&[], &[("metrics_interval_ms", "100")])
+                .unwrap()
+                .metrics_interval_ms,
+            100
         );
     }
 

@@ -14,7 +14,7 @@ use chrono::Duration as TimeDelta;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sapine_api::{AppState, AuthLimits, HttpSettings, RateLimitSettings};
 use sapine_core::accounts::{AccountSettings, Accounts, HashCost, PasswordHasher, PlanName};
-use sapine_core::bots::{BotPorts, Bots, Plans, Runtime, SecretBox, StoreObserver};
+use sapine_core::bots::{BotMetrics, BotPorts, BotStatus, Bots, Plans, Runtime, SecretBox, StoreObserver};
 use sapine_core::clock::{Clock, SystemClock};
 use sapine_core::mail::Mailer;
 use sapine_runtime::{LogPipeline, ProcessRuntime, ProcessSettings};
@@ -30,11 +30,15 @@ use crate::secret_key;
 
 /// How often idle rate-limit keys are forgotten and metric histograms compacted.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+/// How often series past their retention are deleted; they are only read by range, so a few
+/// minutes of overhang cost nothing.
+const METRICS_PRUNE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The core services over their adapters, without HTTP: what the CLI's admin commands need.
 pub struct Services {
     pub accounts: Arc<Accounts>,
     pub bots: Arc<Bots>,
+    pub metrics: Arc<BotMetrics>,
     pub runtime: Arc<dyn Runtime>,
     pub database: Arc<dyn Database>,
 }
@@ -86,13 +90,20 @@ impl Services {
             users: database.clone(),
             runtime: runtime.clone(),
             logs,
-            clock,
+            clock: clock.clone(),
         };
         let bots = Arc::new(Bots::new(ports, SecretBox::new(&secret), plans));
         accounts.set_lifecycle(bots.clone());
+        let metrics = Arc::new(BotMetrics::new(
+            database.clone(),
+            runtime.clone(),
+            bots.clone(),
+            clock,
+        ));
         Ok(Self {
             accounts,
             bots,
+            metrics,
             runtime,
             database,
         })
@@ -181,6 +192,7 @@ pub struct App {
     router: Router,
     shutdown_timeout: Duration,
     housekeeping: JoinHandle<()>,
+    sampler: JoinHandle<()>,
     services: Services,
 }
 
@@ -211,6 +223,7 @@ impl App {
         let state = AppState {
             accounts: services.accounts.clone(),
             bots: services.bots.clone(),
+            bot_metrics: services.metrics.clone(),
             readiness: Arc::new(Dependencies {
                 database: services.database.clone(),
                 redis,
@@ -235,6 +248,11 @@ impl App {
                 metrics.run_upkeep();
             }
         });
+        let sampler = spawn_sampler(
+            services.metrics.clone(),
+            services.database.clone(),
+            Duration::from_millis(config.metrics_interval_ms),
+        );
         match services.bots.resume().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(bots = n, "brought back the bots that should run"),
@@ -255,6 +273,7 @@ impl App {
             router: sapine_api::router(state),
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
             housekeeping,
+            sampler,
             services,
         })
     }
@@ -303,11 +322,50 @@ impl App {
             }
         };
         self.housekeeping.abort();
+        self.sampler.abort();
         tracing::info!("stopping bots");
         self.services.runtime.shutdown().await;
         tracing::info!("stopped");
         result
     }
+}
+
+/// Samples every running bot each `interval`, refreshes the `sapine_bots` gauge, and now and
+/// then deletes series past their retention. A slow round delays the next rather than piling
+/// rounds up.
+fn spawn_sampler(
+    bot_metrics: Arc<BotMetrics>,
+    database: Arc<dyn Database>,
+    interval: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruned_at: Option<std::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            if let Err(e) = bot_metrics.sample().await {
+                tracing::warn!(error = %e, "cannot record bot metrics");
+            }
+            match database.count_by_status().await {
+                Ok(counts) => {
+                    for status in BotStatus::ALL {
+                        let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+                        metrics::gauge!("sapine_bots", "status" => status.as_str()).set(n as f64);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot count bots by status"),
+            }
+            if pruned_at.is_none_or(|at| at.elapsed() >= METRICS_PRUNE_INTERVAL) {
+                pruned_at = Some(std::time::Instant::now());
+                match bot_metrics.prune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "deleted bot metrics past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "cannot delete old bot metrics"),
+                }
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() {

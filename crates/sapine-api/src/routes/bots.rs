@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sapine_core::FieldError;
 use sapine_core::bots::{
     Bot, BotChanges, BotConfig, BotName, BotStatus, CodeFormat, Command, Crash, EnvVars, ExitInfo, Limits,
-    MAX_DESCRIPTION_CHARS, NewBot, RestartMode, RestartPolicy,
+    MAX_DESCRIPTION_CHARS, NewBot, RestartMode, RestartPolicy, Sample,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -35,6 +35,7 @@ pub fn router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(kill_bot))
         .routes(routes!(put_secrets, list_secrets))
         .routes(routes!(crashes))
+        .routes(routes!(bot_metrics))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -580,5 +581,92 @@ async fn crashes(
     let items = state.bots.crashes(&caller, &id, limit).await?;
     Ok(Json(CrashesView {
         items: items.into_iter().map(CrashView::from).collect(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsParams {
+    /// Start of the range, RFC 3339; an hour before `until` when absent.
+    since: Option<String>,
+    /// End of the range (exclusive), RFC 3339; now when absent.
+    until: Option<String>,
+    /// Bucket width: whole seconds (`60`) or with a unit (`60s`, `5m`, `1h`, `1d`), from 1 s to
+    /// 90 days, at most 10000 buckets per answer. Rounded up to whole buckets of the series read
+    /// (raw samples for ranges starting within 24 h, minutes within 7 days, hours within 90 days).
+    /// When absent, the finest step giving at most 1000 buckets.
+    step: Option<String>,
+}
+
+/// One bucket of a bot's series. Fields the platform cannot see for this bot are null.
+#[derive(Serialize, ToSchema)]
+pub struct SampleView {
+    /// Start of the bucket.
+    ts: DateTime<Utc>,
+    /// Average CPU use over the bucket; 100 is one core fully busy.
+    cpu_percent: Option<f64>,
+    /// Highest memory use seen in the bucket.
+    memory_bytes: Option<u64>,
+    /// How long the bot's current run had lasted at the bucket's last sample.
+    uptime_ms: u64,
+    /// The bot's restart count at the bucket's last sample.
+    restarts: u32,
+    /// Bytes read from storage during the bucket.
+    disk_read_bytes: Option<u64>,
+    /// Bytes written to storage during the bucket.
+    disk_write_bytes: Option<u64>,
+    /// Bytes received during the bucket; known only for bots in a network namespace of their own.
+    net_rx_bytes: Option<u64>,
+    /// Bytes sent during the bucket; known only like `net_rx_bytes`.
+    net_tx_bytes: Option<u64>,
+}
+
+impl From<Sample> for SampleView {
+    fn from(s: Sample) -> Self {
+        Self {
+            ts: s.ts,
+            cpu_percent: s.cpu_percent.map(|p| (p * 100.0).round() / 100.0),
+            memory_bytes: s.memory_bytes,
+            uptime_ms: s.uptime_ms,
+            restarts: s.restarts,
+            disk_read_bytes: s.disk_read_bytes,
+            disk_write_bytes: s.disk_write_bytes,
+            net_rx_bytes: s.net_rx_bytes,
+            net_tx_bytes: s.net_tx_bytes,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MetricsView {
+    /// Oldest first; buckets without samples (the bot was not running) are left out.
+    samples: Vec<SampleView>,
+}
+
+/// The bot's resource use over time, sampled while it runs.
+#[utoipa::path(get, path = "/bots/{id}/metrics", tag = "bots", security(("bearer" = [])),
+    params(("id" = String, Path, description = "bot id or name"), MetricsParams), responses(
+    (status = 200, body = MetricsView),
+    (status = 401, body = Problem),
+    (status = 404, body = Problem),
+    (status = 422, description = "a bad `since`, `until` or `step`; `errors` names it", body = Problem),
+))]
+async fn bot_metrics(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<MetricsParams>,
+) -> ApiResult<Json<MetricsView>> {
+    let query = state
+        .bot_metrics
+        .query(
+            params.since.as_deref(),
+            params.until.as_deref(),
+            params.step.as_deref(),
+        )
+        .map_err(ApiError::validation)?;
+    let samples = state.bot_metrics.series(&caller, &id, &query).await?;
+    Ok(Json(MetricsView {
+        samples: samples.into_iter().map(SampleView::from).collect(),
     }))
 }

@@ -3,6 +3,7 @@
 //! `RunObserver` and is persisted here.
 
 mod logs;
+mod metrics;
 mod observer;
 mod plan;
 mod runtime;
@@ -19,6 +20,7 @@ pub use logs::{
     FeedEnd, LogBatch, LogBook, LogFeed, LogFilter, LogLimits, LogLine, LogPage, LogSearch, LogStream,
     MAX_LINE_BYTES,
 };
+pub use metrics::{Aggregate, BotMetrics, MetricStore, MetricsQuery, Resolution, Sample, Usage};
 pub use observer::StoreObserver;
 pub use plan::{PlanLimits, Plans, ResolvedLimits};
 pub use runtime::{CodeFormat, CodeInfo, RunObserver, RunSpec, Runtime};

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{BotId, Command, Crash, ResolvedLimits, RestartPolicy, RunState};
+use super::{BotId, Command, Crash, ResolvedLimits, RestartPolicy, RunState, Usage};
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn clean_up_leftovers(&self);
     /// Stops every bot without changing what should run: for a server shutting down.
     async fn shutdown(&self);
+    /// What each bot with a live process uses now, as far as this runtime can see.
+    async fn usage(&self) -> Vec<(BotId, Usage)>;
 }
 
 /// Receives what happens to bots as it happens; the bot service persists it.

@@ -24,6 +24,8 @@ pub trait BotStore: Send + Sync + 'static {
         page: &PageRequest,
     ) -> Result<Vec<Bot>>;
     async fn count_bots(&self, owner: UserId) -> Result<u64>;
+    /// How many bots of all owners are in each status; statuses without bots are left out.
+    async fn count_by_status(&self) -> Result<Vec<(BotStatus, u64)>>;
     /// Every bot of the owner, for stopping or removing them all.
     async fn bots_of(&self, owner: UserId) -> Result<Vec<Bot>>;
     /// Every bot whose owner wants it running.

@@ -7,6 +7,7 @@ mod bots;
 mod durability;
 mod login;
 mod logs;
+mod metrics;
 mod persistence;
 mod processes;
 mod profile;
