@@ -225,8 +225,10 @@ impl Runtime for ProcessRuntime {
             log,
             live,
         };
+        let log = run.log.clone();
         tokio::spawn(async move {
             supervisor::supervise(run, receiver).await;
+            log.release_tail();
             if let Some(group) = cgroup {
                 let _ = tokio::task::spawn_blocking(move || group.destroy()).await;
             }

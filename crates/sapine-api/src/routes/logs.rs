@@ -121,9 +121,11 @@ pub struct LogLineView<'a> {
     line: &'a str,
 }
 
+/// The shape of a page, for the documentation: `list_logs` writes it by hand.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogPageView {
-    items: Vec<serde_json::Value>,
+    items: Vec<LogLineView<'static>>,
+    /// Where the next page starts; null at the end of the log.
     next_cursor: Option<String>,
 }
 

@@ -283,6 +283,14 @@ impl BotLog {
         lines
     }
 
+    /// Frees the tail once a supervisor is done with it: readers go to the segments, and a bot
+    /// that does not run should hold no memory for its output.
+    pub fn release_tail(&self) {
+        let mut state = self.lock();
+        state.tail = VecDeque::new();
+        state.tail_bytes = 0;
+    }
+
     /// Writes what is waiting; lines are on disk (in the page cache) when it returns.
     pub fn flush(&self) {
         let mut state = self.lock();
