@@ -261,6 +261,7 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn clean_up_leftovers(&self) {
+        self.logs.begin();
         let Some(cgroups) = self.cgroups.clone() else {
             return;
         };

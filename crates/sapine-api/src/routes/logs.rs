@@ -210,7 +210,7 @@ pub struct StreamParams {
     params(("id" = String, Path, description = "bot id or name"), StreamParams), responses(
     (status = 101, description = "WebSocket: one JSON line object per message"),
     (status = 200, description = "SSE stream", content_type = "text/event-stream"),
-    (status = 400, description = "neither a WebSocket upgrade nor `Accept: text/event-stream`", body = Problem),
+    (status = 422, description = "neither a WebSocket upgrade nor `Accept: text/event-stream`", body = Problem),
     (status = 401, body = Problem),
     (status = 404, body = Problem),
 ))]
@@ -233,7 +233,8 @@ async fn stream_logs(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let after = params.after_seq.or(last_event_id);
+    // A browser reconnecting on its own repeats the URL's after_seq; its Last-Event-ID is newer.
+    let after = last_event_id.or(params.after_seq);
     let feed = state.bots.follow_logs(&caller, &id, after).await?;
     match upgrade {
         Ok(upgrade) => Ok(upgrade.on_upgrade(move |socket| send_over_websocket(socket, feed))),

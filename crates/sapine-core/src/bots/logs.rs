@@ -237,11 +237,19 @@ impl LogSearch {
         Ok(Self(raw.to_ascii_lowercase()))
     }
 
+    /// Linear in the line's length, whatever the text searched for.
     pub fn matches(&self, line: &str) -> bool {
-        let needle = self.0.as_bytes();
-        line.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+        if line.len() < self.0.len() {
+            return false;
+        }
+        let folded;
+        let haystack = if line.bytes().any(|b| b.is_ascii_uppercase()) {
+            folded = line.to_ascii_lowercase();
+            folded.as_bytes()
+        } else {
+            line.as_bytes()
+        };
+        memchr::memmem::find(haystack, self.0.as_bytes()).is_some()
     }
 }
 

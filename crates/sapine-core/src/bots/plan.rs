@@ -105,6 +105,9 @@ impl PlanLimits {
     }
 }
 
+/// Ten years: longer is a typo, and would not fit a date.
+const MAX_LOG_RETENTION_DAYS: u64 = 3650;
+
 /// `30d`, `12h`, `15m` or `90s`.
 fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
     let error = || format!("log_retention {value:?} must be a positive number followed by s, m, h or d");
@@ -121,7 +124,13 @@ fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(error)?;
-    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+    let secs = n.saturating_mul(seconds);
+    if secs > MAX_LOG_RETENTION_DAYS * 86_400 {
+        return Err(format!(
+            "log_retention {value:?} is over {MAX_LOG_RETENTION_DAYS}d"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// The limits a run gets, every one set.
@@ -178,6 +187,7 @@ mod tests {
             "log_retention=7",
             "log_retention=0s",
             "log_retention=d",
+            "log_retention=3651d",
             "log_retention=5w",
         ] {
             assert!(PlanLimits::parse(bad).is_err(), "{bad}");

@@ -70,7 +70,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn kill(&self, bot: BotId);
     /// Stops the bot if it runs and deletes its code and files.
     async fn remove(&self, bot: BotId);
-    /// Ends every process a previous server left behind, before bots are brought back.
+    /// Ends every process a previous server left behind, before bots are brought back: the
+    /// server that calls it takes the data dir over.
     async fn clean_up_leftovers(&self);
     /// Stops every bot without changing what should run: for a server shutting down.
     async fn shutdown(&self);

@@ -11,14 +11,20 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sapine_core::bots::{BotId, FeedEnd, LogBatch, LogLimits, LogStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::segment::{self, Segment};
 
 /// Text kept in memory per bot for crash records and quick replays.
 const TAIL_BYTES: usize = 64 * 1024;
-/// Written out once this much is waiting, without waiting for the next flush.
+/// The flusher is woken once this much waits to be written, before its next round.
 const FLUSH_BYTES: usize = 256 * 1024;
+/// Written at once by the bot's own reader once this much waits: a disk slower than the bot
+/// holds the bot back rather than letting memory grow.
+const FLUSH_NOW_BYTES: usize = 4 * 1024 * 1024;
+/// The most lines that can wait unwritten: `FLUSH_NOW_BYTES` at four bytes or more a line, plus
+/// one batch. What a crashed server may have shown viewers but not written.
+const UNWRITTEN_LINES_MAX: u64 = (FLUSH_NOW_BYTES as u64 + 1024 * 1024) / 4;
 /// A viewer further behind than this is disconnected.
 pub const VIEWER_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// Live viewers per bot.
@@ -30,7 +36,14 @@ const MIN_SEGMENT_BYTES: u64 = 16 * 1024;
 pub struct BotLog {
     bot: BotId,
     dir: PathBuf,
+    /// Woken when enough waits to be written.
+    flusher: Arc<Notify>,
     state: Mutex<State>,
+}
+
+/// What a batch costs in memory: its text, its line ends and the rest of it.
+fn cost(batch: &LogBatch) -> usize {
+    batch.text_bytes() + 4 * batch.len() + 64
 }
 
 struct State {
@@ -144,16 +157,31 @@ pub struct Snapshot {
 }
 
 impl BotLog {
-    pub fn open(bot: BotId, dir: PathBuf) -> std::io::Result<Self> {
+    /// Opens the bot's log in `dir`. After a server that did not shut down cleanly, the
+    /// numbering skips ahead past every seq that may have reached a viewer without reaching
+    /// the disk, so no seq is ever given to two lines.
+    pub fn open(bot: BotId, dir: PathBuf, after_crash: bool, flusher: Arc<Notify>) -> std::io::Result<Self> {
         let segment::Opened {
             segments,
-            next_seq,
+            mut next_seq,
             last_ts,
         } = segment::open_dir(&dir)?;
+        let mut segments = segments;
+        if after_crash && !segments.is_empty() {
+            next_seq += UNWRITTEN_LINES_MAX;
+            segment::mark_next(&dir, next_seq)?;
+            segments.push(Segment {
+                path: dir.join(segment::file_name(next_seq)),
+                first_seq: next_seq,
+                first_ts: Utc::now(),
+                bytes: 0,
+            });
+        }
         let kept_bytes = segments.iter().map(|s| s.bytes).sum();
         Ok(Self {
             bot,
             dir,
+            flusher,
             state: Mutex::new(State {
                 next_seq,
                 last_ts,
@@ -234,13 +262,14 @@ impl BotLog {
         batch.first_seq = state.next_seq;
         // Stamped under the lock, so time never goes backwards along the seqs; to the
         // microsecond, as segments keep it, so a line reads the same live and from disk.
-        batch.ts = Utc::now().trunc_subsecs(6);
+        let now = Utc::now().trunc_subsecs(6);
+        batch.ts = state.last_ts.map_or(now, |last| now.max(last));
         state.last_ts = Some(batch.ts);
         state.next_seq += batch.len() as u64;
         metrics::counter!("sapine_log_lines_total").increment(batch.len() as u64);
         metrics::counter!("sapine_log_bytes_total").increment(batch.text_bytes() as u64);
         let batch = Arc::new(batch);
-        let bytes = batch.text_bytes();
+        let bytes = cost(&batch);
         state.viewers.retain(|viewer| {
             let queued = viewer.shared.queued.fetch_add(bytes, Ordering::AcqRel) + bytes;
             if queued > VIEWER_QUEUE_BYTES {
@@ -251,15 +280,17 @@ impl BotLog {
         });
         state.tail_bytes += bytes;
         state.tail.push_back(batch.clone());
-        while state.tail.len() > 1 && state.tail_bytes - state.tail[0].text_bytes() >= TAIL_BYTES {
+        while state.tail.len() > 1 && state.tail_bytes - cost(&state.tail[0]) >= TAIL_BYTES {
             if let Some(old) = state.tail.pop_front() {
-                state.tail_bytes -= old.text_bytes();
+                state.tail_bytes -= cost(&old);
             }
         }
-        state.pending_bytes += bytes + 4 * batch.len();
+        state.pending_bytes += bytes;
         state.pending.push(batch);
-        if state.pending_bytes >= FLUSH_BYTES {
+        if state.pending_bytes >= FLUSH_NOW_BYTES {
             self.flush_locked(state);
+        } else if state.pending_bytes >= FLUSH_BYTES {
+            self.flusher.notify_one();
         }
     }
 
@@ -343,9 +374,13 @@ impl BotLog {
         if let Some(active) = state.segments.last_mut()
             && let Err(e) = segment::append(&active.path, bytes)
         {
-            // The segment's recorded size must match its file, or readers would stop early.
+            // The file must end where the segment says, or later records would follow a
+            // partial one; a file that cannot be cut back is left for a new segment.
             active.bytes -= bytes.len() as u64;
             state.kept_bytes -= bytes.len() as u64;
+            if segment::truncate(&active.path, active.bytes).is_err() {
+                active.bytes = u64::MAX / 2;
+            }
             tracing::error!(bot = %self.bot, error = %e, lines_lost = true, "cannot write the bot's log");
         }
         bytes.clear();
@@ -354,29 +389,34 @@ impl BotLog {
     /// Deletes the oldest segments while the log is over its size, or while every line in them
     /// is over its age.
     fn apply_retention(&self, state: &mut State) {
-        let cutoff = Utc::now() - state.limits.max_age;
+        let cutoff = chrono::TimeDelta::from_std(state.limits.max_age)
+            .ok()
+            .and_then(|age| Utc::now().checked_sub_signed(age))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         loop {
             let over_size = state.kept_bytes > state.limits.max_bytes && state.segments.len() > 1;
             let expired = match (state.segments.get(1), state.segments.first()) {
                 (Some(next), _) => next.first_ts < cutoff,
                 // The only segment: all of it is old once the newest line is.
-                (None, Some(_)) => state.last_ts.is_none_or(|ts| ts < cutoff) && state.pending.is_empty(),
+                (None, Some(only)) => {
+                    only.bytes > 0 && state.last_ts.is_none_or(|ts| ts < cutoff) && state.pending.is_empty()
+                }
                 (None, None) => false,
             };
             if !over_size && !expired {
                 return;
             }
             let old = state.segments.remove(0);
-            state.kept_bytes -= old.bytes;
-            if state.segments.is_empty()
-                && let Err(e) = segment::mark_next(&self.dir, state.next_seq)
-            {
-                tracing::error!(bot = %self.bot, error = %e, "cannot record the log's next seq");
-            }
+            state.kept_bytes = state.kept_bytes.saturating_sub(old.bytes);
             if let Err(e) = std::fs::remove_file(&old.path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::error!(bot = %self.bot, error = %e, "cannot delete an old log segment");
+            }
+            if state.segments.is_empty()
+                && let Err(e) = segment::mark_next(&self.dir, state.next_seq)
+            {
+                tracing::error!(bot = %self.bot, error = %e, "cannot record the log's next seq");
             }
         }
     }
@@ -422,8 +462,11 @@ impl BotLog {
         })
     }
 
+    /// Live viewers still connected.
     pub fn viewers(&self) -> usize {
-        self.lock().viewers.len()
+        let mut state = self.lock();
+        state.viewers.retain(|v| !v.queue.is_closed());
+        state.viewers.len()
     }
 
     /// Ends every live viewer with `end`.
@@ -449,5 +492,65 @@ impl BotLog {
         {
             tracing::error!(bot = %self.bot, error = %e, "cannot delete the bot's log");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path, after_crash: bool) -> BotLog {
+        BotLog::open(BotId::new(), dir.to_owned(), after_crash, Arc::new(Notify::new())).unwrap()
+    }
+
+    fn print(log: &BotLog, lines: &[&str]) {
+        let mut batch = LogBatch::new(0, Utc::now(), LogStream::Stdout);
+        for line in lines {
+            batch.push(line);
+        }
+        log.append(batch);
+        log.flush();
+    }
+
+    #[test]
+    fn numbering_goes_on_across_opens_and_skips_ahead_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), false);
+        print(&log, &["a", "b"]);
+        drop(log);
+        let log = open(dir.path(), false);
+        assert_eq!(log.next_seq(), 3);
+        drop(log);
+
+        // Lines 3.. may have reached viewers without reaching the disk: never number them again.
+        let log = open(dir.path(), true);
+        let skipped = 3 + UNWRITTEN_LINES_MAX;
+        assert_eq!(log.next_seq(), skipped);
+        drop(log);
+        let log = open(dir.path(), false);
+        assert_eq!(log.next_seq(), skipped, "the skip is on disk before any line");
+        print(&log, &["c"]);
+        drop(log);
+        let log = open(dir.path(), false);
+        assert_eq!(log.next_seq(), skipped + 1);
+        let snapshot = log.snapshot();
+        let mut seqs = Vec::new();
+        segment::read_after(&snapshot.segments, 0, usize::MAX, |_, _| segment::Flow::Take, |b| {
+            seqs.extend(b.lines().map(|(seq, _)| seq));
+            true
+        })
+        .unwrap();
+        assert_eq!(seqs, vec![1, 2, skipped]);
+    }
+
+    #[test]
+    fn empty_lines_count_against_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), false);
+        for _ in 0..200 {
+            print(&log, &[""; 100]);
+        }
+        let state = log.lock();
+        assert!(state.tail_bytes < 2 * TAIL_BYTES, "{}", state.tail_bytes);
     }
 }

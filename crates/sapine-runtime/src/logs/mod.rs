@@ -14,12 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sapine_core::Error;
 use sapine_core::bots::{BotId, FeedEnd, LogBatch, LogBook, LogFeed, LogFilter, LogLine, LogPage};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub use bot_log::BotLog;
 use bot_log::{MAX_VIEWERS, Snapshot, ViewerShared, Watching};
 pub use capture::capture;
-use segment::Flow;
+use segment::{Flow, Scan};
 
 /// Lines wait at most this long in memory before they are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -33,17 +33,31 @@ const REPLAY_CHUNK: usize = 512 * 1024;
 pub struct LogPipeline {
     dir: PathBuf,
     logs: Mutex<HashMap<BotId, Arc<BotLog>>>,
+    /// Held while a log is read from disk, so one bot's files are never opened twice at once.
+    opening: tokio::sync::Mutex<()>,
+    /// Whether the previous server ended without writing out its logs.
+    after_crash: bool,
+    flusher: Arc<Notify>,
 }
+
+/// Written at a clean shutdown, once every line is on disk; removed at start.
+const CLEAN_MARK: &str = ".clean-shutdown";
 
 impl LogPipeline {
     /// Starts the task that writes lines out and applies retention; it ends when the pipeline
     /// is dropped.
     pub fn new(dir: PathBuf) -> Arc<Self> {
+        let mark = dir.join(CLEAN_MARK);
+        let after_crash = dir.exists() && !mark.exists();
+        let flusher = Arc::new(Notify::new());
         let pipeline = Arc::new(Self {
             dir,
             logs: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
+            after_crash,
+            flusher: flusher.clone(),
         });
-        tokio::spawn(flush_regularly(Arc::downgrade(&pipeline)));
+        tokio::spawn(flush_regularly(Arc::downgrade(&pipeline), flusher));
         pipeline
     }
 
@@ -56,12 +70,27 @@ impl LogPipeline {
         if let Some(log) = self.lock().get(&bot) {
             return Ok(log.clone());
         }
+        let _opening = self.opening.lock().await;
+        if let Some(log) = self.lock().get(&bot) {
+            return Ok(log.clone());
+        }
         let dir = self.dir.join(bot.to_string());
-        let opened = tokio::task::spawn_blocking(move || BotLog::open(bot, dir))
+        let (after_crash, flusher) = (self.after_crash, self.flusher.clone());
+        let opened = tokio::task::spawn_blocking(move || BotLog::open(bot, dir, after_crash, flusher))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(|e| Error::Internal(format!("cannot open the bot's log: {e}")))?;
         Ok(self.lock().entry(bot).or_insert_with(|| Arc::new(opened)).clone())
+    }
+
+    /// Called by the server that will write the logs, once, at start: from here on, a missing
+    /// clean-shutdown mark means this server did not end cleanly. Other commands that open the
+    /// services (`admin`) leave it alone.
+    pub fn begin(&self) {
+        if self.after_crash {
+            tracing::warn!("the last server did not shut down cleanly; its last log lines may be missing");
+        }
+        let _ = std::fs::remove_file(self.dir.join(CLEAN_MARK));
     }
 
     fn all(&self) -> Vec<Arc<BotLog>> {
@@ -71,30 +100,44 @@ impl LogPipeline {
     /// Writes out every waiting line and ends every live viewer: for a server shutting down.
     pub async fn shutdown(&self) {
         let logs = self.all();
+        let mark = self.dir.join(CLEAN_MARK);
         let _ = tokio::task::spawn_blocking(move || {
             for log in logs {
                 log.flush();
                 log.end_viewers(FeedEnd::ShuttingDown);
+            }
+            let written = mark
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&mark, b""));
+            if let Err(e) = written {
+                tracing::error!(error = %e, "cannot mark the logs as written out");
             }
         })
         .await;
     }
 }
 
-async fn flush_regularly(pipeline: Weak<LogPipeline>) {
+/// Writes out waiting lines every `FLUSH_EVERY`, or sooner when a log has much waiting, and
+/// applies age retention every `SWEEP_EVERY`.
+async fn flush_regularly(pipeline: Weak<LogPipeline>, woken: Arc<Notify>) {
     let mut ticks = tokio::time::interval(FLUSH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let sweep_every = (SWEEP_EVERY.as_millis() / FLUSH_EVERY.as_millis()) as u32;
-    let mut tick = 0u32;
+    let mut swept = std::time::Instant::now();
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = woken.notified() => {}
+        }
         let Some(pipeline) = pipeline.upgrade() else {
             return;
         };
         let logs = pipeline.all();
         drop(pipeline);
-        tick = tick.wrapping_add(1);
-        let sweep = tick.is_multiple_of(sweep_every);
+        let sweep = swept.elapsed() >= SWEEP_EVERY;
+        if sweep {
+            swept = std::time::Instant::now();
+        }
         let _ = tokio::task::spawn_blocking(move || {
             for log in logs {
                 if sweep {
@@ -159,20 +202,19 @@ impl LogBook for LogPipeline {
 }
 
 fn read_page(snapshot: &Snapshot, filter: &LogFilter, after: u64, limit: usize) -> Result<LogPage, Error> {
-    let (batches, budget_spent) =
-        segment::read_after(&snapshot.segments, after, READ_BUDGET, |ts, stream| {
-            if filter.until.is_some_and(|until| ts >= until) {
-                Flow::Stop
-            } else if filter.admits_batch(ts, stream) {
-                Flow::Take
-            } else {
-                Flow::Skip
-            }
-        })
-        .map_err(|e| Error::Internal(format!("cannot read the bot's log: {e}")))?;
     let mut lines = Vec::new();
     let mut scanned = after;
-    for batch in &batches {
+    let until = filter.until;
+    let keep = |ts, stream| {
+        if until.is_some_and(|until| ts >= until) {
+            Flow::Stop
+        } else if filter.admits_batch(ts, stream) {
+            Flow::Take
+        } else {
+            Flow::Skip
+        }
+    };
+    let take = |batch: Arc<LogBatch>| {
         for (seq, line) in batch.lines() {
             scanned = seq;
             if filter.admits_line(line) {
@@ -183,18 +225,20 @@ fn read_page(snapshot: &Snapshot, filter: &LogFilter, after: u64, limit: usize) 
                     line: line.to_owned(),
                 });
                 if lines.len() == limit {
-                    return Ok(LogPage {
-                        lines,
-                        next_after: Some(seq),
-                    });
+                    return false;
                 }
             }
         }
-    }
-    Ok(LogPage {
-        lines,
-        next_after: budget_spent.then_some(scanned),
-    })
+        true
+    };
+    let scan = segment::read_after(&snapshot.segments, after, READ_BUDGET, keep, take)
+        .map_err(|e| Error::Internal(format!("cannot read the bot's log: {e}")))?;
+    let next_after = match scan {
+        Scan::Ended => None,
+        Scan::Stopped => lines.last().map(|l| l.seq),
+        Scan::BudgetSpent => Some(scanned),
+    };
+    Ok(LogPage { lines, next_after })
 }
 
 enum Stage {
@@ -232,7 +276,18 @@ impl Feed {
         let after = self.after;
         tokio::task::spawn_blocking(move || {
             let snapshot = snapshot.unwrap_or_else(|| log.snapshot());
-            segment::read_after(&snapshot.segments, after, REPLAY_CHUNK, |_, _| Flow::Take)
+            let mut batches = Vec::new();
+            let scan = segment::read_after(
+                &snapshot.segments,
+                after,
+                REPLAY_CHUNK,
+                |_, _| Flow::Take,
+                |b| {
+                    batches.push(b);
+                    true
+                },
+            )?;
+            Ok::<_, std::io::Error>((batches, scan == Scan::BudgetSpent))
         })
         .await
         .ok()

@@ -135,8 +135,7 @@ pub fn open_dir(dir: &Path) -> io::Result<Opened> {
         }
         reader.seek(SeekFrom::Start(0))?;
         let (whole, last) = scan_whole(&mut reader);
-        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-        file.set_len(whole)?;
+        truncate(&path, whole)?;
         match (first, last) {
             (Some(first), Some((last_seq, ts))) => {
                 next_seq = last_seq + 1;
@@ -148,9 +147,17 @@ pub fn open_dir(dir: &Path) -> io::Result<Opened> {
                     bytes: whole,
                 });
             }
-            // Nothing whole in it: an empty file kept to say which seq comes next, because
-            // retention deleted every line (see `BotLog`), or a first record cut short.
-            _ => next_seq = first_seq.max(1),
+            // Nothing whole in it: an empty file saying which seq comes next (every line
+            // expired, or the server crashed), or a first record cut short. Lines go on in it.
+            _ => {
+                next_seq = first_seq.max(1);
+                segments.push(Segment {
+                    path,
+                    first_seq,
+                    first_ts: Utc::now(),
+                    bytes: 0,
+                });
+            }
         }
     }
     Ok(Opened {
@@ -187,7 +194,13 @@ fn scan_whole(reader: &mut BufReader<File>) -> (u64, Option<(u64, DateTime<Utc>)
     (whole, last)
 }
 
-/// An empty file named after `next_seq`, so the numbering goes on after every line has expired.
+/// Cuts a segment back to `len` bytes.
+pub fn truncate(path: &Path, len: u64) -> io::Result<()> {
+    std::fs::OpenOptions::new().write(true).open(path)?.set_len(len)
+}
+
+/// An empty file named after `next_seq`, so the numbering goes on from there after every line
+/// has expired or after a crash.
 pub fn mark_next(dir: &Path, next_seq: u64) -> io::Result<()> {
     append(&dir.join(file_name(next_seq)), &[])
 }
@@ -202,20 +215,20 @@ pub fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
-/// Batches with lines after `after`, from `segments` (oldest first), reading at most `budget`
-/// bytes of records; `keep` decides on each batch from its time and stream. Returns the batches
-/// and whether the budget ran out before the end.
+/// Hands each batch with lines after `after` (cut to those lines) to `take`, from `segments`
+/// (oldest first), until `take` returns false or `budget` bytes of records were read; `keep`
+/// decides on each batch from its time and stream before it is read.
 pub fn read_after(
     segments: &[Segment],
     after: u64,
     mut budget: usize,
     mut keep: impl FnMut(DateTime<Utc>, LogStream) -> Flow,
-) -> io::Result<(Vec<Arc<LogBatch>>, bool)> {
+    mut take: impl FnMut(Arc<LogBatch>) -> bool,
+) -> io::Result<Scan> {
     let start = segments
         .iter()
         .rposition(|s| s.first_seq <= after.saturating_add(1))
         .unwrap_or(0);
-    let mut found = Vec::new();
     for segment in &segments[start..] {
         let file = match File::open(&segment.path) {
             Ok(f) => f,
@@ -245,20 +258,33 @@ pub fn read_after(
                     reader.seek_relative(rest)?;
                     continue;
                 }
-                Flow::Stop => return Ok((found, false)),
+                Flow::Stop => return Ok(Scan::Ended),
                 Flow::Take => {}
             }
             let batch = Arc::new(read_rest(&mut reader, &head)?);
             budget = budget.saturating_sub(head.body);
-            if let Some(batch) = batch.after(after) {
-                found.push(batch);
+            if let Some(batch) = batch.after(after)
+                && !take(batch)
+            {
+                return Ok(Scan::Stopped);
             }
             if budget == 0 {
-                return Ok((found, true));
+                return Ok(Scan::BudgetSpent);
             }
         }
     }
-    Ok((found, false))
+    Ok(Scan::Ended)
+}
+
+/// Why a scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// At the end of the log, or of the wanted time.
+    Ended,
+    /// The taker had enough.
+    Stopped,
+    /// The read budget ran out; there may be more.
+    BudgetSpent,
 }
 
 /// What to do with a batch.
@@ -299,8 +325,19 @@ mod tests {
         assert_eq!(segments[0].bytes, whole as u64);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole as u64);
 
-        let (found, more) = read_after(&segments, 1, usize::MAX, |_, _| Flow::Take).unwrap();
-        assert!(!more);
+        let mut found = Vec::new();
+        let scan = read_after(
+            &segments,
+            1,
+            usize::MAX,
+            |_, _| Flow::Take,
+            |b| {
+                found.push(b);
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!(scan, Scan::Ended);
         let lines: Vec<_> = found
             .iter()
             .flat_map(|b| b.lines().map(|(s, l)| (s, l.to_owned())).collect::<Vec<_>>())
