@@ -26,14 +26,19 @@ from bots import PASSWORD, Api, _up, pct, rss_kb, wait_for  # noqa: E402
 BINARY, VIEWERS_BIN = sys.argv[1], sys.argv[2]
 YES_LINES = 2_000_000
 YES = ["sh", "-c", f"yes | head -n {YES_LINES}"]
-PY_LINES = 200_000
-PY_LOOP = ["python3", "-c", f"import sys\nw = sys.stdout.write\nfor i in range({PY_LINES}):\n    w(f'{{i}}\\n')\n"]
-PY_BYTES = sum(len(str(i)) + 1 for i in range(PY_LINES))
+# One interpreter for all: the one bots get on their default PATH, not a shim earlier on ours.
+PYTHON = "/usr/bin/python3"
+
+
+def py_loop(lines):
+    """A Python bot printing `lines` numbers as fast as it can, and the bytes that makes."""
+    command = [PYTHON, "-c", f"import sys\nw = sys.stdout.write\nfor i in range({lines}):\n    w(f'{{i}}\\n')\n"]
+    return command, sum(len(str(i)) + 1 for i in range(lines))
 VIEWERS = 10
 RATE = 50_000
 SECONDS = 10
 # Prints RATE stamped lines a second, in 1 ms bursts: "<ns since the epoch> <n>".
-PACED = ["python3", "-c", f"""
+PACED = [PYTHON, "-c", f"""
 import sys, time
 w, f = sys.stdout.write, sys.stdout.flush
 total, n, start = {RATE * SECONDS}, 0, time.time()
@@ -235,14 +240,18 @@ def rate(lines, seconds):
 def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores, {cpu}")
+    py_small, py_small_bytes = py_loop(200_000)
+    py_large, py_large_bytes = py_loop(2_000_000)
     print(f"bare pipe: yes | head -n {YES_LINES}: {rate(YES_LINES, bare_pipe(YES, YES_LINES))}; "
-          f"python loop: {rate(PY_LINES, bare_pipe(PY_LOOP, PY_LINES))}")
+          f"python loop: 200,000 lines {rate(200_000, bare_pipe(py_small, 200_000))}, "
+          f"2,000,000 lines {rate(2_000_000, bare_pipe(py_large, 2_000_000))}")
 
     s = Sapine()
     p = Pm2()
     try:
         for name, command, lines, size in [("yes | head", YES, YES_LINES, 2 * YES_LINES),
-                                           ("python loop", PY_LOOP, PY_LINES, PY_BYTES)]:
+                                           ("python loop", py_small, 200_000, py_small_bytes),
+                                           ("python loop", py_large, 2_000_000, py_large_bytes)]:
             ours = sorted(s.ingest(command, lines) for _ in range(RUNS))
             theirs = sorted(p.ingest(command, size) for _ in range(RUNS))
             lost = [missing for _, missing in theirs if missing]

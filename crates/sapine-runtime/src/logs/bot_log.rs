@@ -59,7 +59,9 @@ struct State {
     tail: VecDeque<Arc<LogBatch>>,
     tail_bytes: usize,
     viewers: Vec<Viewer>,
-    limits: LogLimits,
+    /// The owner's plan's bounds, known once the bot runs on this server; until then nothing
+    /// is deleted, since the plan may keep more than the defaults.
+    limits: Option<LogLimits>,
     throttle: Throttle,
     removed: bool,
 }
@@ -192,7 +194,7 @@ impl BotLog {
                 tail: VecDeque::new(),
                 tail_bytes: 0,
                 viewers: Vec::new(),
-                limits: LogLimits::default(),
+                limits: None,
                 throttle: Throttle::new(),
                 removed: false,
             }),
@@ -205,7 +207,7 @@ impl BotLog {
 
     /// The plan's bounds, applied from the next line on.
     pub fn set_limits(&self, limits: LogLimits) {
-        self.lock().limits = limits;
+        self.lock().limits = Some(limits);
     }
 
     /// The seq the next line will get.
@@ -219,7 +221,7 @@ impl BotLog {
         if state.removed {
             return;
         }
-        let rate = state.limits.lines_per_second;
+        let rate = state.limits.unwrap_or_default().lines_per_second;
         let lines = batch.len();
         let admitted = state.throttle.admit(lines, rate);
         if admitted < lines {
@@ -246,7 +248,7 @@ impl BotLog {
     /// so no drop goes unreported.
     pub fn report_drops(&self) {
         let mut state = self.lock();
-        let rate = state.limits.lines_per_second;
+        let rate = state.limits.unwrap_or_default().lines_per_second;
         if let Some(notice) = state.throttle.notice(rate, true) {
             self.publish_system(&mut state, &notice);
         }
@@ -332,7 +334,8 @@ impl BotLog {
         if state.pending.is_empty() || state.removed {
             return;
         }
-        let segment_max = (state.limits.max_bytes / 8).clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
+        let max_bytes = state.limits.unwrap_or_default().max_bytes;
+        let segment_max = (max_bytes / 8).clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
         let pending = std::mem::take(&mut state.pending);
         state.pending_bytes = 0;
         let mut bytes = Vec::new();
@@ -389,12 +392,15 @@ impl BotLog {
     /// Deletes the oldest segments while the log is over its size, or while every line in them
     /// is over its age.
     fn apply_retention(&self, state: &mut State) {
-        let cutoff = chrono::TimeDelta::from_std(state.limits.max_age)
+        let Some(limits) = state.limits else {
+            return;
+        };
+        let cutoff = chrono::TimeDelta::from_std(limits.max_age)
             .ok()
             .and_then(|age| Utc::now().checked_sub_signed(age))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         loop {
-            let over_size = state.kept_bytes > state.limits.max_bytes && state.segments.len() > 1;
+            let over_size = state.kept_bytes > limits.max_bytes && state.segments.len() > 1;
             let expired = match (state.segments.get(1), state.segments.first()) {
                 (Some(next), _) => next.first_ts < cutoff,
                 // The only segment: all of it is old once the newest line is.
