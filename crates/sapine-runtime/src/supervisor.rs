@@ -82,7 +82,12 @@ pub async fn supervise(run: Run, mut control: mpsc::UnboundedReceiver<Control>) 
             metrics::counter!("sapine_bot_crashes_total", "reason" => exit.reason.as_str()).increment(1);
             let crash = Crash {
                 exit: exit.clone(),
-                last_lines: run.log.last_lines(run_start, CRASH_LINES),
+                // A bot that never started printed nothing; the platform's line says why.
+                last_lines: run.log.last_lines(
+                    run_start,
+                    CRASH_LINES,
+                    exit.reason == ExitReason::SpawnFailed,
+                ),
             };
             run.reporter.crash(run.spec.bot, crash);
         }

@@ -296,14 +296,15 @@ impl BotLog {
         }
     }
 
-    /// The text of the bot's newest `n` lines of output from `since_seq` on, from the tail.
-    pub fn last_lines(&self, since_seq: u64, n: usize) -> Vec<String> {
+    /// The text of the bot's newest `n` lines of output from `since_seq` on, from the tail, with
+    /// the platform's own lines too if `system`.
+    pub fn last_lines(&self, since_seq: u64, n: usize, system: bool) -> Vec<String> {
         let state = self.lock();
         let mut lines: Vec<String> = state
             .tail
             .iter()
             .rev()
-            .filter(|b| b.stream != LogStream::System)
+            .filter(|b| system || b.stream != LogStream::System)
             .flat_map(|b| {
                 let mut lines: Vec<_> = b.lines().filter(|(seq, _)| *seq >= since_seq).collect();
                 lines.reverse();
@@ -541,10 +542,16 @@ mod tests {
         assert_eq!(log.next_seq(), skipped + 1);
         let snapshot = log.snapshot();
         let mut seqs = Vec::new();
-        segment::read_after(&snapshot.segments, 0, usize::MAX, |_, _| segment::Flow::Take, |b| {
-            seqs.extend(b.lines().map(|(seq, _)| seq));
-            true
-        })
+        segment::read_after(
+            &snapshot.segments,
+            0,
+            usize::MAX,
+            |_, _| segment::Flow::Take,
+            |b| {
+                seqs.extend(b.lines().map(|(seq, _)| seq));
+                true
+            },
+        )
         .unwrap();
         assert_eq!(seqs, vec![1, 2, skipped]);
     }

@@ -561,3 +561,23 @@ async fn only_the_owner_reads_or_streams_a_log_and_the_session_cookie_reads_too(
         .unwrap();
     assert_eq!(cross_site.status(), 401);
 }
+
+#[tokio::test]
+async fn a_bot_that_cannot_start_says_why_in_its_log_and_crash_record() {
+    let app = app_with_plan("log_rate=100000").await;
+    let token = app.user("missing@example.com").await.access;
+    let id = app
+        .deploy(&token, "missing", &["no-such-program"], &[("x", "")], never())
+        .await;
+    app.bot_action(&token, &id, "start").await;
+    app.wait_for_status(&token, &id, "failed").await;
+    let why = app
+        .wait_for_log(&token, &id, |l| {
+            l["line"].as_str().unwrap().contains("no-such-program")
+        })
+        .await;
+    assert_ne!(why["stream"], "stdout", "{why}");
+    let crashes = app.crashes(&token, &id).await;
+    let last_lines = crashes[0]["last_lines"].to_string();
+    assert!(last_lines.contains("no-such-program"), "{last_lines}");
+}
