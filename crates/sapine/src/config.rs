@@ -254,8 +254,8 @@ settings! {
     plans: Vec<String> = "free",
     /// The plan new accounts get.
     default_plan: String = "free",
-    /// What each plan allows, `;`-separated: `NAME: max_bots=5 memory_mb=256 cpu_percent=100 pids=128 disk_mb=512 upload_mb=50 network=on`; keys left out take these defaults.
-    plan_limits: String = "free: max_bots=5 memory_mb=256 cpu_percent=100 pids=128 disk_mb=512 upload_mb=50 network=on",
+    /// What each plan allows, `;`-separated: `NAME: max_bots=5 memory_mb=256 cpu_percent=100 pids=128 disk_mb=512 upload_mb=50 network=on log_mb=100 log_retention=30d log_rate=5000`; keys left out take these defaults. `log_mb` and `log_retention` (s, m, h or d) bound each bot's kept log; `log_rate` is the lines per second a bot may print before the rest are dropped and counted.
+    plan_limits: String = "free: max_bots=5 memory_mb=256 cpu_percent=100 pids=128 disk_mb=512 upload_mb=50 network=on log_mb=100 log_retention=30d log_rate=5000",
     /// Sandbox bots with bubblewrap (`on`), or run them unconfined (`off`, only for hosts that cannot sandbox).
     sandbox: SandboxMode = "on",
     /// How often each running bot's CPU, memory, disk and network use is sampled, in milliseconds (at least 100).
