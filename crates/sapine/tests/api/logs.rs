@@ -14,10 +14,32 @@ async fn app_with_plan(plan: &str) -> TestApp {
     spawn_app_with(Backend::Sqlite, move |c| c.plan_limits = plan).await
 }
 
-const NEVER: &str = r#"{"restart_policy": {"mode": "never"}}"#;
-
 fn never() -> Value {
-    serde_json::from_str(NEVER).unwrap()
+    json!({"restart_policy": {"mode": "never"}})
+}
+
+/// Deploys `files` as a bot that is never restarted, starts it and waits until it is `end`.
+async fn run_once(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    command: &[&str],
+    files: &[(&str, &str)],
+    end: &str,
+) -> String {
+    let id = app.deploy(token, name, command, files, never()).await;
+    app.bot_action(token, &id, "start").await;
+    app.wait_for_status(token, &id, end).await;
+    id
+}
+
+/// The text of the lines of one stream.
+fn lines_of<'a>(lines: &'a [Value], stream: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter(|l| l["stream"] == stream)
+        .map(|l| l["line"].as_str().unwrap())
+        .collect()
 }
 
 fn seqs(lines: &[Value]) -> Vec<u64> {
@@ -43,34 +65,23 @@ async fn a_hundred_thousand_lines_printed_at_full_speed_are_all_kept_in_order() 
     let app = app_with_plan("log_rate=10000000").await;
     let token = app.user("flood@example.com").await.access;
     let script = "import sys\nw = sys.stdout.write\nfor i in range(100000):\n    w(f'{i}\\n')\n";
-    let id = app
-        .deploy(
-            &token,
-            "printer",
-            &["python3", "bot.py"],
-            &[("bot.py", script)],
-            never(),
-        )
-        .await;
-    app.bot_action(&token, &id, "start").await;
-    app.wait_for_status(&token, &id, "stopped").await;
+    let id = run_once(
+        &app,
+        &token,
+        "printer",
+        &["python3", "bot.py"],
+        &[("bot.py", script)],
+        "stopped",
+    )
+    .await;
 
     let all = app.all_logs(&token, &id, "limit=1000").await;
     assert_eq!(all[0]["seq"], 1);
     assert_consecutive(&seqs(&all));
-    let stdout: Vec<&str> = all
-        .iter()
-        .filter(|l| l["stream"] == "stdout")
-        .map(|l| l["line"].as_str().unwrap())
-        .collect();
+    let stdout = lines_of(&all, "stdout");
     let expected: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
     assert!(stdout == expected, "every line, in order, once");
-    let system = texts(&all)
-        .into_iter()
-        .zip(all.iter())
-        .filter(|(_, l)| l["stream"] == "system")
-        .map(|(t, _)| t.to_owned())
-        .collect::<Vec<_>>();
+    let system = lines_of(&all, "system");
     assert!(system[0].starts_with("started"), "{system:?}");
     assert!(
         system.last().unwrap().starts_with("exited with code 0"),
@@ -95,17 +106,15 @@ print("later: error in lower case", flush=True)
 sys.stdout.buffer.write(b"bad \xff byte\n" + b"x" * 40000 + b"\n")
 sys.stdout.flush()
 "#;
-    let id = app
-        .deploy(
-            &token,
-            "filtered",
-            &["python3", "bot.py"],
-            &[("bot.py", script)],
-            never(),
-        )
-        .await;
-    app.bot_action(&token, &id, "start").await;
-    app.wait_for_status(&token, &id, "stopped").await;
+    let id = run_once(
+        &app,
+        &token,
+        "filtered",
+        &["python3", "bot.py"],
+        &[("bot.py", script)],
+        "stopped",
+    )
+    .await;
 
     let all = app.all_logs(&token, &id, "").await;
     assert_consecutive(&seqs(&all));
@@ -263,11 +272,7 @@ async fn resume_without_loss(transport: Transport) -> (TestApp, String, String, 
     .await;
     assert_eq!(got[0]["seq"], 1);
     assert_consecutive(&seqs(&got));
-    let numbers: Vec<&str> = got
-        .iter()
-        .filter(|l| l["stream"] == "stdout")
-        .map(|l| l["line"].as_str().unwrap())
-        .collect();
+    let numbers = lines_of(&got, "stdout");
     let expected: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
     assert!(numbers == expected, "every line exactly once, in order");
     (app, token, id, got)
@@ -393,17 +398,15 @@ async fn retention_deletes_old_segments_and_the_log_stays_consistent() {
     let token = app.user("retention@example.com").await.access;
     // About 4 MB of numbered lines.
     let script = "import sys\nfor i in range(40000):\n    sys.stdout.write(f'{i:08d}' + 'z' * 92 + '\\n')\n";
-    let id = app
-        .deploy(
-            &token,
-            "chatty",
-            &["python3", "bot.py"],
-            &[("bot.py", script)],
-            never(),
-        )
-        .await;
-    app.bot_action(&token, &id, "start").await;
-    app.wait_for_status(&token, &id, "stopped").await;
+    let id = run_once(
+        &app,
+        &token,
+        "chatty",
+        &["python3", "bot.py"],
+        &[("bot.py", script)],
+        "stopped",
+    )
+    .await;
 
     let dir = app.data_dir().join("logs").join(&id);
     let kept: u64 = std::fs::read_dir(&dir)
@@ -414,11 +417,7 @@ async fn retention_deletes_old_segments_and_the_log_stays_consistent() {
     let all = app.all_logs(&token, &id, "limit=1000").await;
     assert!(all[0]["seq"].as_u64().unwrap() > 1, "the oldest lines are gone");
     assert_consecutive(&seqs(&all));
-    let stdout: Vec<&str> = all
-        .iter()
-        .filter(|l| l["stream"] == "stdout")
-        .map(|l| l["line"].as_str().unwrap())
-        .collect();
+    let stdout = lines_of(&all, "stdout");
     assert!(stdout.last().unwrap().starts_with("00039999"));
     // A cursor from before the retained lines continues at the oldest one kept.
     let page = app.logs_page(&token, &id, "cursor=1&limit=1").await;
@@ -429,11 +428,7 @@ async fn retention_deletes_old_segments_and_the_log_stays_consistent() {
 async fn lines_older_than_the_plan_keeps_them_expire_and_numbering_goes_on() {
     let app = app_with_plan("log_rate=100000 log_retention=2s").await;
     let token = app.user("expiry@example.com").await.access;
-    let id = app
-        .deploy(&token, "brief", &["echo", "hello"], &[("x", "")], never())
-        .await;
-    app.bot_action(&token, &id, "start").await;
-    app.wait_for_status(&token, &id, "stopped").await;
+    let id = run_once(&app, &token, "brief", &["echo", "hello"], &[("x", "")], "stopped").await;
     let before = app.all_logs(&token, &id, "").await;
     assert!(texts(&before).contains(&"hello"));
     let last = before.last().unwrap()["seq"].as_u64().unwrap();
@@ -458,11 +453,7 @@ async fn lines_older_than_the_plan_keeps_them_expire_and_numbering_goes_on() {
 async fn logs_survive_a_restart_and_go_with_the_bot() {
     let app = app_with_plan("log_rate=100000").await;
     let token = app.user("restart@example.com").await.access;
-    let id = app
-        .deploy(&token, "twice", &["echo", "hello"], &[("x", "")], never())
-        .await;
-    app.bot_action(&token, &id, "start").await;
-    app.wait_for_status(&token, &id, "stopped").await;
+    let id = run_once(&app, &token, "twice", &["echo", "hello"], &[("x", "")], "stopped").await;
     let before = app.all_logs(&token, &id, "").await;
 
     let app = app.restart().await;
@@ -490,17 +481,15 @@ async fn only_the_owner_reads_or_streams_a_log_and_the_session_cookie_reads_too(
     let app = app_with_plan("log_rate=100000").await;
     let owner = app.user("owner@example.com").await.access;
     let other = app.user("other@example.com").await.access;
-    let id = app
-        .deploy(
-            &owner,
-            "private",
-            &["echo", "secret stuff"],
-            &[("x", "")],
-            never(),
-        )
-        .await;
-    app.bot_action(&owner, &id, "start").await;
-    app.wait_for_status(&owner, &id, "stopped").await;
+    let id = run_once(
+        &app,
+        &owner,
+        "private",
+        &["echo", "secret stuff"],
+        &[("x", "")],
+        "stopped",
+    )
+    .await;
 
     for path in ["logs", "logs/download"] {
         let response = app.get(&format!("/api/v1/bots/{id}/{path}"), Some(&other)).await;
@@ -566,11 +555,15 @@ async fn only_the_owner_reads_or_streams_a_log_and_the_session_cookie_reads_too(
 async fn a_bot_that_cannot_start_says_why_in_its_log_and_crash_record() {
     let app = app_with_plan("log_rate=100000").await;
     let token = app.user("missing@example.com").await.access;
-    let id = app
-        .deploy(&token, "missing", &["no-such-program"], &[("x", "")], never())
-        .await;
-    app.bot_action(&token, &id, "start").await;
-    app.wait_for_status(&token, &id, "failed").await;
+    let id = run_once(
+        &app,
+        &token,
+        "missing",
+        &["no-such-program"],
+        &[("x", "")],
+        "failed",
+    )
+    .await;
     let why = app
         .wait_for_log(&token, &id, |l| {
             l["line"].as_str().unwrap().contains("no-such-program")
